@@ -1,0 +1,3 @@
+"""dagbroker: a Redis-streams workflow broker."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,15 @@
+-- dispatch.lua: move ready tasks of the given classes into their worker streams.
+--
+-- ARGV[1..3]  prefix, now_ms, events maxlen (see lib.lua)
+-- ARGV[4..]   resource classes to dispatch
+-- Keys touched: dagb:capacity (read), dagb:ready:{class}, dagb:q:{class}, task and run
+--             hashes, dagb:spec:{run} (read), dagb:events.
+-- Returns the number of tasks dispatched.
+--
+-- Invariant: per class, at most capacity - XLEN(q) tasks are in flight, so the stream stays
+-- as short as the free slots and a later, higher-priority ready task still goes first.
+-- ZPOPMIN gives priority order, FIFO within a priority (scores: broker/core/scoring.py).
+
+local sent = 0
+for i = 4, #ARGV do sent = sent + dispatch_class(ARGV[i]) end
+return sent

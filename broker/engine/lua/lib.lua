@@ -1,0 +1,150 @@
+-- lib.lua: helpers shared by every dagbroker script. The loader (broker/engine/scripts.py)
+-- prepends this file to each script, so each script stays one atomic EVALSHA.
+--
+-- Every script takes the same first ARGV:
+--   ARGV[1] key prefix (e.g. "dagb")   ARGV[2] now, ms since the epoch
+--   ARGV[3] approximate MAXLEN of the events stream
+-- Keys are built from the prefix as documented in docs/redis-keys.md (single Redis; a
+-- Cluster deployment would need every key of a run under one hash tag).
+--
+-- Invariants kept here:
+--   * a task's state and its run's per-state counters (n_<state>) change together;
+--   * a child leaves `pending` only when its last dependency is released (deps_left = 0),
+--     and release + enqueue happen in the same script (never stranded between the two);
+--   * dispatch moves at most (capacity - stream length) tasks, highest priority first.
+
+local PREFIX = ARGV[1]
+local NOW = tonumber(ARGV[2])
+local EVENTS_MAXLEN = tonumber(ARGV[3])
+local SEQ_SPAN = 1099511627776 -- 2^40, as broker/core/scoring.py
+local PRIORITY_MAX = 1000
+
+local K_EVENTS = PREFIX .. ':events'
+local K_CAPACITY = PREFIX .. ':capacity'
+local K_SEQ = PREFIX .. ':seq'
+local K_DELAYED = PREFIX .. ':delayed'
+local K_ACTIVE = PREFIX .. ':runs:active'
+
+local touched = {} -- classes whose ready set or capacity changed in this script
+
+local function k_run(run) return PREFIX .. ':run:' .. run end
+local function k_task(run, node) return PREFIX .. ':task:' .. run .. ':' .. node end
+local function k_spec(run) return PREFIX .. ':spec:' .. run end
+local function k_ready(c) return PREFIX .. ':ready:' .. c end
+local function k_queue(c) return PREFIX .. ':q:' .. c end
+
+local function fmt(n) return string.format('%.0f', n) end
+
+local function score(priority, seq)
+  return (PRIORITY_MAX - priority) * SEQ_SPAN + (seq % SEQ_SPAN)
+end
+
+local function split_member(member)
+  local sep = string.find(member, ':', 1, true)
+  return string.sub(member, 1, sep - 1), string.sub(member, sep + 1)
+end
+
+local function emit(...)
+  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'ts', NOW, ...)
+end
+
+local function set_state(run, tkey, old, new)
+  redis.call('HSET', tkey, 'state', new)
+  local rk = k_run(run)
+  if old then redis.call('HINCRBY', rk, 'n_' .. old, -1) end
+  redis.call('HINCRBY', rk, 'n_' .. new, 1)
+end
+
+-- Put a task into its class's ready set with a fresh FIFO sequence number.
+local function make_ready(run, node, tkey, old)
+  local f = redis.call('HMGET', tkey, 'class', 'priority')
+  local seq = redis.call('INCR', K_SEQ)
+  redis.call('ZADD', k_ready(f[1]), fmt(score(tonumber(f[2]), seq)), run .. ':' .. node)
+  set_state(run, tkey, old, 'ready')
+  touched[f[1]] = true
+  emit('kind', 'task', 'run', run, 'node', node, 'state', 'ready')
+end
+
+-- One task of `run` reached a terminal state; finish the run when it was the last.
+local function task_terminal(run)
+  local rk = k_run(run)
+  local left = redis.call('HINCRBY', rk, 'remaining', -1)
+  if left > 0 then return end
+  if redis.call('HGET', rk, 'state') ~= 'running' then return end
+  local bad = tonumber(redis.call('HGET', rk, 'n_failed') or '0')
+    + tonumber(redis.call('HGET', rk, 'n_upstream_failed') or '0')
+  local final = 'succeeded'
+  if bad > 0 then final = 'failed' end
+  redis.call('HSET', rk, 'state', final, 'finished_at', NOW)
+  redis.call('SREM', K_ACTIVE, run)
+  emit('kind', 'run', 'run', run, 'state', final)
+end
+
+-- A parent finished. ok = it succeeded. Children whose trigger allows it are released
+-- (deps_left decremented, enqueued at zero); otherwise they become upstream_failed and the
+-- failure cascades (iteratively: no recursion depth limit on long chains).
+local function release_children(run, node, tkey, ok)
+  local stack = { { tkey, ok, node } }
+  while #stack > 0 do
+    local top = table.remove(stack)
+    local children = redis.call('HGET', top[1], 'children')
+    if children and children ~= '' then
+      local parent = top[3]
+      for child in string.gmatch(children, '[^,]+') do
+        local ck = k_task(run, child)
+        local f = redis.call('HMGET', ck, 'state', 'trigger')
+        if f[1] == 'pending' then
+          if top[2] or f[2] == 'all_done' then
+            if redis.call('HINCRBY', ck, 'deps_left', -1) <= 0 then
+              make_ready(run, child, ck, 'pending')
+            end
+          else
+            set_state(run, ck, 'pending', 'upstream_failed')
+            redis.call('HSET', ck, 'reason', 'upstream ' .. parent .. ' did not succeed',
+              'finished_at', NOW)
+            emit('kind', 'task', 'run', run, 'node', child, 'state', 'upstream_failed')
+            task_terminal(run)
+            table.insert(stack, { ck, false, child })
+          end
+        end
+      end
+    end
+  end
+end
+
+-- Move up to (capacity - stream length) ready tasks of class c into its stream.
+local spec_cache, params_cache = {}, {}
+local function dispatch_class(c)
+  local budget = tonumber(redis.call('HGET', K_CAPACITY, c) or '0')
+    - redis.call('XLEN', k_queue(c))
+  if budget <= 0 then return 0 end
+  local popped = redis.call('ZPOPMIN', k_ready(c), budget)
+  local sent = 0
+  for i = 1, #popped, 2 do
+    local run, node = split_member(popped[i])
+    local tkey = k_task(run, node)
+    local f = redis.call('HMGET', tkey, 'state', 'attempt', 'tpl', 'batch', 'vars', 'parents',
+      'priority')
+    if f[1] == 'ready' then
+      local ck = run .. '/' .. f[3]
+      if not spec_cache[ck] then spec_cache[ck] = redis.call('HGET', k_spec(run), f[3]) end
+      if not params_cache[run] then
+        params_cache[run] = redis.call('HGET', k_run(run), 'params') or '{}'
+      end
+      set_state(run, tkey, 'ready', 'dispatched')
+      redis.call('HSET', tkey, 'dispatched_at', NOW)
+      redis.call('XADD', k_queue(c), '*', 'run', run, 'node', node, 'attempt', f[2],
+        'tpl', f[3], 'batch', f[4] or '', 'spec', spec_cache[ck], 'vars', f[5] or '',
+        'params', params_cache[run], 'parents', f[6] or '', 'priority', f[7] or '0')
+      emit('kind', 'task', 'run', run, 'node', node, 'state', 'dispatched', 'attempt', f[2])
+      sent = sent + 1
+    end
+  end
+  return sent
+end
+
+local function dispatch_touched()
+  local sent = 0
+  for c, _ in pairs(touched) do sent = sent + dispatch_class(c) end
+  return sent
+end

@@ -1,0 +1,97 @@
+"""Loads the Lua scripts once (lib.lua prepended) and wraps each in a typed coroutine.
+
+Used by the broker and, for `start`, by workers: depends only on redis-py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+SCRIPT_NAMES = ("complete", "dispatch", "start", "promote", "release_run", "cancel_run")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def load_sources() -> dict[str, str]:
+    """name → full Lua source (lib.lua + the script)."""
+    lua = resources.files("broker.engine") / "lua"
+    lib = (lua / "lib.lua").read_text()
+    return {name: lib + "\n" + (lua / f"{name}.lua").read_text() for name in SCRIPT_NAMES}
+
+
+_SOURCES: dict[str, str] | None = None
+
+
+class Scripts:
+    """One explicit wrapper per script; EVALSHA with automatic reload (register_script)."""
+
+    def __init__(self, redis: Redis, prefix: str, events_maxlen: int = 100_000) -> None:
+        global _SOURCES
+        if _SOURCES is None:
+            _SOURCES = load_sources()
+        self.prefix = prefix
+        self.events_maxlen = events_maxlen
+        self._s: dict[str, AsyncScript] = {
+            name: redis.register_script(src) for name, src in _SOURCES.items()
+        }
+
+    def _head(self, now: int | None = None) -> list[str | int]:
+        return [self.prefix, now if now is not None else now_ms(), self.events_maxlen]
+
+    async def complete(
+        self,
+        completions: Sequence[Sequence[str]],
+        *,
+        max_lost: int,
+        ack_stream: str = "",
+        ack_group: str = "",
+        ack_ids: Sequence[str] = (),
+        now: int | None = None,
+    ) -> tuple[int, int, int]:
+        """Apply completions (fields in wire.COMPLETION_FIELDS order). → (applied, ignored, dispatched)."""
+        args: list[str | int] = [*self._head(now), max_lost, ack_stream, ack_group, len(ack_ids)]
+        args += list(ack_ids)
+        for c in completions:
+            args += list(c)
+        applied, ignored, dispatched = await self._s["complete"](args=args)
+        return int(applied), int(ignored), int(dispatched)
+
+    async def dispatch(self, classes: Iterable[str], now: int | None = None) -> int:
+        classes = list(classes)
+        if not classes:
+            return 0
+        return int(await self._s["dispatch"](args=[*self._head(now), *classes]))
+
+    async def start(
+        self, runner: str, items: Sequence[tuple[str, str, int]], now: int | None = None
+    ) -> list[bool]:
+        """Mark (run, node, attempt) items running; False = stale, skip it."""
+        args: list[str | int] = [*self._head(now), runner]
+        for run, node, attempt in items:
+            args += [run, node, attempt]
+        return [bool(x) for x in await self._s["start"](args=args)]
+
+    async def promote(self, limit: int = 1000, now: int | None = None) -> tuple[int, int]:
+        promoted, dispatched = await self._s["promote"](args=[*self._head(now), limit])
+        return int(promoted), int(dispatched)
+
+    async def release_run(self, run: str, classes: Iterable[str], now: int | None = None) -> int:
+        return int(await self._s["release_run"](args=[*self._head(now), run, *classes]))
+
+    async def cancel_run(
+        self, run: str, reason: str, final: str = "cancelled", now: int | None = None
+    ) -> int | list[tuple[str, str]]:
+        """-1 unknown run, -2 already finished, else [(runner, node)] of running tasks."""
+        out = await self._s["cancel_run"](args=[*self._head(now), run, reason, final])
+        if isinstance(out, int):
+            return out
+        return [(out[i], out[i + 1]) for i in range(0, len(out), 2)]

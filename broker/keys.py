@@ -1,0 +1,108 @@
+"""Every Redis key name, built in one place (docs/redis-keys.md documents them).
+
+Imported by both the broker and the worker; depends on nothing but the stdlib.
+"""
+
+from __future__ import annotations
+
+WORKER_GROUP = "workers"
+BROKER_GROUP = "brokers"
+DEFAULT_PREFIX = "dagb"
+
+
+class Keys:
+    """Key builder for one prefix. ``Keys("dagb").task("r1", "a")`` → ``dagb:task:r1:a``."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+        self.prefix = prefix
+
+    # -- runs and tasks -------------------------------------------------
+    def run(self, run: str) -> str:
+        return f"{self.prefix}:run:{run}"
+
+    def task(self, run: str, node: str) -> str:
+        return f"{self.prefix}:task:{run}:{node}"
+
+    def task_prefix(self, run: str) -> str:
+        """Prefix of every task hash of a run (Lua appends the node id)."""
+        return f"{self.prefix}:task:{run}:"
+
+    def spec(self, run: str) -> str:
+        return f"{self.prefix}:spec:{run}"
+
+    def tasks(self, run: str) -> str:
+        """List of a run's task ids in expansion (topological) order."""
+        return f"{self.prefix}:tasks:{run}"
+
+    def staging(self, run: str, rclass: str) -> str:
+        """Roots of a run being expanded; moved to the ready set only when complete."""
+        return f"{self.prefix}:staging:{run}:{rclass}"
+
+    def runs(self) -> str:
+        """Sorted set of run ids, score = creation time (ms)."""
+        return f"{self.prefix}:runs"
+
+    def active_runs(self) -> str:
+        """Set of runs that are expanding or running."""
+        return f"{self.prefix}:runs:active"
+
+    # -- queues ---------------------------------------------------------
+    def ready(self, rclass: str) -> str:
+        return f"{self.prefix}:ready:{rclass}"
+
+    def ready_prefix(self) -> str:
+        return f"{self.prefix}:ready:"
+
+    def queue(self, rclass: str) -> str:
+        return f"{self.prefix}:q:{rclass}"
+
+    def queue_prefix(self) -> str:
+        return f"{self.prefix}:q:"
+
+    def classes(self) -> str:
+        """Set of every resource class that has ever held a task."""
+        return f"{self.prefix}:classes"
+
+    def capacity(self) -> str:
+        """Hash class → free-slot budget advertised by live runners (written by the broker)."""
+        return f"{self.prefix}:capacity"
+
+    def seq(self) -> str:
+        """Counter giving each ready task its FIFO position."""
+        return f"{self.prefix}:seq"
+
+    def done(self) -> str:
+        return f"{self.prefix}:done"
+
+    def delayed(self) -> str:
+        return f"{self.prefix}:delayed"
+
+    def events(self) -> str:
+        return f"{self.prefix}:events"
+
+    # -- runners --------------------------------------------------------
+    def runners(self) -> str:
+        """Set of registered runner ids."""
+        return f"{self.prefix}:runners"
+
+    def runner(self, runner: str) -> str:
+        return f"{self.prefix}:runner:{runner}"
+
+    def heartbeat(self, runner: str) -> str:
+        return f"{self.prefix}:runner:{runner}:hb"
+
+    def control(self, runner: str) -> str:
+        return f"{self.prefix}:ctl:{runner}"
+
+    def log(self, run: str, node: str) -> str:
+        return f"{self.prefix}:log:{run}:{node}"
+
+    # -- coordination ---------------------------------------------------
+    def lock(self, name: str) -> str:
+        return f"{self.prefix}:lock:{name}"
+
+    def brokers(self) -> str:
+        """Hash broker id → last-seen ms, for `status`."""
+        return f"{self.prefix}:brokers"
