@@ -44,6 +44,10 @@ class Keys:
         """Sorted set of run ids, score = creation time (ms)."""
         return f"{self.prefix}:runs"
 
+    def expanding(self) -> str:
+        """Sorted set of runs being expanded, score = the deadline (ms) to finish expanding."""
+        return f"{self.prefix}:runs:expanding"
+
     def active_runs(self) -> str:
         """Set of runs that are expanding or running."""
         return f"{self.prefix}:runs:active"

@@ -5,7 +5,7 @@
 -- ARGV[5]     reason
 -- ARGV[6]     final run state: cancelled (a user's cancel) or failed (interrupted expansion)
 -- Keys touched: dagb:run:{run}, dagb:tasks:{run} (read), task hashes, ready sets,
---             dagb:delayed, dagb:runs:active, dagb:events.
+--             dagb:delayed, dagb:runs:active, dagb:runs:expanding, dagb:events.
 -- Returns -1 if the run does not exist, -2 if it had already finished; otherwise a flat
 -- list runner, node, runner, node, … of tasks that were running (the caller sends each
 -- runner a cancel order through its control stream).
@@ -44,5 +44,6 @@ for _, c in ipairs(redis.call('SMEMBERS', PREFIX .. ':classes')) do
 end
 redis.call('HSET', rk, 'state', final, 'finished_at', NOW, 'remaining', 0, 'reason', reason)
 redis.call('SREM', K_ACTIVE, run)
+redis.call('ZREM', PREFIX .. ':runs:expanding', run)
 emit('kind', 'run', 'run', run, 'state', final, 'reason', reason)
 return running

@@ -4,7 +4,7 @@
 -- ARGV[4]     run id
 -- ARGV[5..]   resource classes that have roots in dagb:staging:{run}:{class}
 -- Keys touched: dagb:run:{run}, dagb:staging:{run}:{class} (deleted), dagb:ready:{class},
---             dagb:runs:active, dagb:events, and the streams of dispatched classes.
+--             dagb:runs:active, dagb:runs:expanding, dagb:events, and the streams of dispatched classes.
 -- Returns the number of roots released, or -1 if the run is not in state `expanding`.
 --
 -- Invariant (all-or-nothing expansion): task hashes and staged roots are written first,
@@ -36,6 +36,7 @@ for i = 5, #ARGV do
 end
 redis.call('HSET', rk, 'state', 'running', 'started_at', NOW)
 redis.call('SADD', K_ACTIVE, run)
+redis.call('ZREM', PREFIX .. ':runs:expanding', run)
 emit('kind', 'run', 'run', run, 'state', 'running')
 dispatch_touched()
 return released

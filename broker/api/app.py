@@ -1,0 +1,75 @@
+"""create_app(settings): the aiohttp application, its resources and its background engine."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import redis.asyncio as aredis
+from aiohttp import web
+
+from broker.api.appkeys import EMBEDDED, ENGINE, REDIS, REVISIONS, SETTINGS
+from broker.api.errors import error_middleware
+from broker.api.routes import route_table
+from broker.config import Settings
+from broker.embedded_redis import EmbeddedRedis, check_redis_safe
+from broker.engine.engine import Engine
+from broker.revisions import RevisionStore
+
+logger = logging.getLogger(__name__)
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Embedded redis-server unless a URL is given; refuse an evicting Redis."""
+    settings = app[SETTINGS]
+    embedded: EmbeddedRedis | None = None
+    url = settings.redis_url
+    if url is None:
+        embedded = EmbeddedRedis(settings.data_path, appendfsync=settings.appendfsync)
+        await embedded.start()
+        url = embedded.url
+        logger.info("embedded Redis at %s; inspect it with: %s", url, embedded.cli_command)
+    app[EMBEDDED] = embedded
+    client = aredis.Redis.from_url(url, decode_responses=True)
+    try:
+        await check_redis_safe(client)
+        app[REDIS] = client
+        yield
+    finally:
+        await client.aclose()
+        if embedded is not None:
+            await embedded.stop()
+
+
+async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    engine = Engine(app[REDIS], app[SETTINGS])
+    app[ENGINE] = engine
+    await engine.start()
+    yield
+    await engine.stop()
+
+
+async def revisions_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = RevisionStore(app[SETTINGS].data_path / "workflows.git")
+    app[REVISIONS] = store
+    yield
+    store.close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the application; resources start with the app and stop in reverse order."""
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    app[SETTINGS] = settings
+    app.cleanup_ctx.extend([redis_ctx, engine_ctx, revisions_ctx])
+    app.add_routes(route_table())
+    return app
+
+
+def write_address_file(settings: Settings, url: str) -> Path:
+    """`{data_dir}/broker.json` tells local CLI commands where the broker listens."""
+    path = settings.data_path / "broker.json"
+    path.write_text(json.dumps({"url": url}) + "\n")
+    return path

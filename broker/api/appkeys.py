@@ -1,0 +1,21 @@
+"""Typed application keys."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from broker.config import Settings
+    from broker.embedded_redis import EmbeddedRedis
+    from broker.engine.engine import Engine
+    from broker.revisions import RevisionStore
+
+SETTINGS = web.AppKey("settings", "Settings")
+REDIS = web.AppKey("redis", "Redis")
+ENGINE = web.AppKey("engine", "Engine")
+REVISIONS = web.AppKey("revisions", "RevisionStore")
+EMBEDDED = web.AppKey("embedded", "EmbeddedRedis | None")

@@ -1,0 +1,42 @@
+"""Handlers: /api/v1/status and the queue overview."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+import broker
+from broker.api.appkeys import EMBEDDED, ENGINE
+from broker.engine import queries
+
+
+async def status(request: web.Request) -> web.Response:
+    """Broker health: Redis, runners, queues. Public minimum (auth arrives with users)."""
+    engine = request.app[ENGINE]
+    redis = engine.redis
+    info = await redis.info("server")
+    runners = await redis.scard(engine.keys.runners())
+    active = await redis.scard(engine.keys.active_runs())
+    brokers = await redis.hlen(engine.keys.brokers())
+    embedded = request.app.get(EMBEDDED)
+    return web.json_response(
+        {
+            "version": broker.__version__,
+            "broker_id": engine.broker_id,
+            "brokers": brokers,
+            "redis": {
+                "version": info.get("redis_version"),
+                "mode": "embedded" if embedded is not None else "external",
+                "cli": embedded.cli_command if embedded is not None else None,
+            },
+            "runners": runners,
+            "active_runs": active,
+            "queues": await queries.queue_overview(redis, engine.keys),
+            "completions": {"applied": engine.completions.applied,
+                            "ignored": engine.completions.ignored},
+        }
+    )
+
+
+async def queue_status(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    return web.json_response({"queues": await queries.queue_overview(engine.redis, engine.keys)})

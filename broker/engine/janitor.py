@@ -1,0 +1,71 @@
+"""Housekeeping: fail interrupted expansions, expire finished runs (invariant 5)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from broker.engine.scripts import Scripts
+    from broker.keys import Keys
+
+logger = logging.getLogger(__name__)
+
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+class Janitor:
+    """Runs under a short Redis lock so that of several brokers one does each pass."""
+
+    def __init__(
+        self, redis: Redis, keys: Keys, scripts: Scripts, *, retention_s: float, owner: str
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.scripts = scripts
+        self.retention_ms = int(retention_s * 1000)
+        self.owner = owner
+
+    async def sweep(self) -> None:
+        if not await self.redis.set(self.keys.lock("janitor"), self.owner, nx=True, px=5000):
+            return
+        await self.fail_interrupted_expansions()
+        await self.expire_finished_runs()
+
+    async def fail_interrupted_expansions(self) -> int:
+        now = int(time.time() * 1000)
+        stale = await self.redis.zrangebyscore(self.keys.expanding(), "-inf", now)
+        for run in stale:
+            out = await self.scripts.cancel_run(
+                run, "expansion interrupted: the broker stopped before the run was written",
+                final="failed",
+            )
+            await self.redis.zrem(self.keys.expanding(), run)
+            logger.warning("run %s: interrupted expansion failed (%s)", run, out)
+        return len(stale)
+
+    async def expire_finished_runs(self, limit: int = 50) -> int:
+        """Delete runs created before the retention window once they have finished."""
+        cutoff = int(time.time() * 1000) - self.retention_ms
+        runs = await self.redis.zrangebyscore(self.keys.runs(), "-inf", cutoff, start=0, num=limit)
+        n = 0
+        for run in runs:
+            state = await self.redis.hget(self.keys.run(run), "state")
+            if state is not None and state not in FINISHED:
+                continue
+            await delete_run_keys(self.redis, self.keys, run)
+            n += 1
+        return n
+
+
+async def delete_run_keys(redis: Redis, keys: Keys, run: str) -> None:
+    """Remove every key of a run (task hashes in chunks)."""
+    nodes = await redis.lrange(keys.tasks(run), 0, -1)
+    for i in range(0, len(nodes), 1000):
+        chunk = nodes[i : i + 1000]
+        await redis.unlink(*(keys.task(run, n) for n in chunk), *(keys.log(run, n) for n in chunk))
+    await redis.unlink(keys.run(run), keys.spec(run), keys.tasks(run))
+    await redis.zrem(keys.runs(), run)

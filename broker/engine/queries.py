@@ -1,0 +1,103 @@
+"""Read-only views of runs and tasks for the API (plain dicts, JSON-ready)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from broker.keys import Keys
+
+RUN_INT_FIELDS = ("priority", "created_at", "started_at", "finished_at", "total")
+TASK_FIELDS = (
+    "state", "attempt", "class", "priority", "runner", "exit_code", "reason",
+    "dispatched_at", "started_at", "finished_at", "result", "tpl", "vars", "parents", "tail",
+    "fails", "lost",
+)
+TASK_INT_FIELDS = ("attempt", "priority", "exit_code", "dispatched_at", "started_at",
+                   "finished_at", "fails", "lost")
+
+
+def _int(value: str | None) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(float(value))  # type: ignore[arg-type]
+    except ValueError:
+        return None
+
+
+def run_view(run: str, h: dict[str, str]) -> dict[str, Any]:
+    """A run hash → API shape with per-state counts."""
+    counts = {k[2:]: int(v) for k, v in h.items() if k.startswith("n_") and int(v) > 0}
+    out: dict[str, Any] = {
+        "id": run,
+        "name": h.get("workflow", ""),
+        "revision": h.get("revision", ""),
+        "owner": h.get("owner", ""),
+        "state": h.get("state", ""),
+        "reason": h.get("reason", ""),
+        "counts": counts,
+        "params": json.loads(h["params"]) if h.get("params") else {},
+    }
+    for f in RUN_INT_FIELDS:
+        out[f] = _int(h.get(f))
+    return out
+
+
+def task_view(tid: str, values: list[str | None], with_tail: bool = False) -> dict[str, Any]:
+    h = dict(zip(TASK_FIELDS, values, strict=True))
+    out: dict[str, Any] = {"id": tid, "node": h["tpl"] or tid}
+    for f in ("state", "class", "runner", "reason"):
+        out[f] = h[f] or ""
+    for f in TASK_INT_FIELDS:
+        out[f] = _int(h[f])
+    out["result"] = json.loads(h["result"]) if h["result"] else None
+    out["vars"] = json.loads(h["vars"]) if h["vars"] else None
+    out["parents"] = h["parents"].split(",") if h["parents"] else []
+    if with_tail:
+        out["tail"] = h["tail"] or ""
+    return out
+
+
+async def get_run(redis: Redis, keys: Keys, run: str) -> dict[str, Any] | None:
+    h = await redis.hgetall(keys.run(run))
+    return run_view(run, h) if h else None
+
+
+async def get_tasks(
+    redis: Redis, keys: Keys, run: str, *, offset: int = 0, limit: int = 10_000,
+    with_tail: bool = False,
+) -> list[dict[str, Any]]:
+    ids = await redis.lrange(keys.tasks(run), offset, offset + limit - 1)
+    pipe = redis.pipeline(transaction=False)
+    for tid in ids:
+        pipe.hmget(keys.task(run, tid), *TASK_FIELDS)
+    values = await pipe.execute() if ids else []
+    return [task_view(tid, v, with_tail) for tid, v in zip(ids, values, strict=True)]
+
+
+async def list_runs(redis: Redis, keys: Keys, limit: int = 50) -> list[dict[str, Any]]:
+    runs = await redis.zrevrange(keys.runs(), 0, limit - 1)
+    pipe = redis.pipeline(transaction=False)
+    for r in runs:
+        pipe.hgetall(keys.run(r))
+    hashes = await pipe.execute() if runs else []
+    return [run_view(r, h) for r, h in zip(runs, hashes, strict=True) if h]
+
+
+async def queue_overview(redis: Redis, keys: Keys) -> dict[str, dict[str, int]]:
+    """Per class: ready (waiting for a slot), in_flight (in the stream), capacity."""
+    classes = sorted(await redis.smembers(keys.classes()))
+    capacity = await redis.hgetall(keys.capacity())
+    pipe = redis.pipeline(transaction=False)
+    for c in classes:
+        pipe.zcard(keys.ready(c))
+        pipe.xlen(keys.queue(c))
+    res = await pipe.execute() if classes else []
+    return {
+        c: {"ready": res[2 * i], "in_flight": res[2 * i + 1], "capacity": int(capacity.get(c, 0))}
+        for i, c in enumerate(classes)
+    }
