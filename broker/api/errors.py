@@ -33,11 +33,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except BrokerError as e:
         return error_response(e.status, e.code, e.message, e.details)
-    except web.HTTPRequestEntityTooLarge as e:
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app._client_max_size
         return error_response(
             413, "payload_too_large",
-            f"request body too large: {e.actual_size} bytes (limit {e.max_size})",
-            {"limit": e.max_size, "size": e.actual_size},
+            f"request body too large (limit {limit} bytes)", {"limit": limit},
         )
     except web.HTTPException as e:
         if e.status < 400:

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from broker.errors import BadRequest, InvalidWorkflow
-from broker.spec import Workflow
+from broker.spec import Node, Workflow
 
 
 class _Obj(dict[str, Any]):
@@ -85,24 +85,51 @@ def _node_and_field(path: str) -> dict[str, str]:
     return out
 
 
+def _error_item(e: msgspec.ValidationError, prefix: str) -> dict[str, Any]:
+    text = str(e)
+    message, _, path = text.rpartition(" - at ")
+    if not message:
+        message, path = text, "$"
+    path = prefix + path.strip("`")[1:]
+    return {**_node_and_field(path), "message": message}
+
+
+def _raise(items: list[dict[str, Any]], cause: Exception) -> None:
+    first = items[0]
+    where = f"node '{first['node']}'" if "node" in first else "workflow"
+    if "field" in first:
+        where += f", field '{first['field']}'"
+    more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""
+    details: dict[str, Any] = {k: v for k, v in first.items() if k != "message"}
+    details["errors"] = items
+    raise InvalidWorkflow(f"{where}: {first['message']}{more}", details) from cause
+
+
 def to_workflow(doc: Any) -> Workflow:
-    """Typed conversion; the error names the JSON path, the node and the field."""
+    """Typed conversion; errors name the JSON path, the node and the field.
+
+    Nodes are checked one by one first, so that every bad node is reported with its id
+    (msgspec alone reports a map value's path as `nodes[...]`).
+    """
     if not isinstance(doc, dict):
         raise InvalidWorkflow("a workflow must be a JSON object", {"path": "$"})
+    items: list[dict[str, Any]] = []
+    cause: Exception | None = None
+    nodes = doc.get("nodes")
+    if isinstance(nodes, dict):
+        for nid, ndoc in nodes.items():
+            try:
+                msgspec.convert(ndoc, Node)
+            except msgspec.ValidationError as e:
+                items.append(_error_item(e, f"$.nodes.{nid}"))
+                cause = e
+    if items and cause is not None:
+        _raise(items, cause)
     try:
         return msgspec.convert(doc, Workflow)
     except msgspec.ValidationError as e:
-        text = str(e)
-        message, _, path = text.rpartition(" - at ")
-        if not message:
-            message, path = text, "$"
-        path = path.strip("`")
-        details = _node_and_field(path)
-        where = f"node '{details['node']}'" if "node" in details else "workflow"
-        if "field" in details:
-            where += f", field '{details['field']}'"
-        details["errors"] = [{"path": path, "message": message}]  # type: ignore[assignment]
-        raise InvalidWorkflow(f"{where}: {message}", details) from e
+        _raise([_error_item(e, "$")], e)
+        raise  # unreachable
 
 
 def parse_workflow(raw: bytes | str, fmt: str = "json") -> Workflow:

@@ -86,10 +86,14 @@ class Engine:
         logger.info("engine %s started (prefix %s)", self.broker_id, self.keys.prefix)
 
     async def stop(self) -> None:
-        """Stop the loops; the completion reader returns within one block timeout."""
+        """Stop the loops. The blocking completion read is cancelled: an entry it had read but
+        not applied stays pending in the group and is claimed again (complete.lua is idempotent)."""
         self.stop_event.set()
         if self._submissions:
             await asyncio.wait(self._submissions, timeout=30)
+        for t in self._tasks:
+            if t.get_name() == "completions":
+                t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.redis.hdel(self.keys.brokers(), self.broker_id)
         logger.info("engine %s stopped", self.broker_id)
