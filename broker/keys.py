@@ -45,7 +45,7 @@ class Keys:
         return f"{self.prefix}:runs"
 
     def expanding(self) -> str:
-        """Sorted set of runs being expanded, score = the deadline (ms) to finish expanding."""
+        """Sorted set of runs being expanded, score = last progress of their writer (ms)."""
         return f"{self.prefix}:runs:expanding"
 
     def active_runs(self) -> str:

@@ -30,6 +30,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="AOF fsync policy of the embedded Redis (default everysec)")
     p.add_argument("--lease-ms", type=int, default=None,
                    help="reclaim a dispatched task whose lease was not renewed for this long")
+    p.add_argument("--claim-idle-ms", type=int, default=None,
+                   help="take over completions another broker left pending this long")
+    p.add_argument("--expand-timeout", type=float, default=None,
+                   help="fail a run whose expansion has not finished after this many seconds")
     p.add_argument("--log-json", action="store_true", help="one JSON object per log line")
 
 
@@ -52,6 +56,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return settings_from_env(
         data_dir=args.data_dir, redis_url=args.redis_url, prefix=args.prefix, host=args.host,
         port=args.port, appendfsync=args.appendfsync, lease_ms=args.lease_ms,
+        broker_claim_idle_ms=args.claim_idle_ms, expand_timeout_s=args.expand_timeout,
         log_json=args.log_json or None,
     )
 

@@ -43,24 +43,38 @@ def _find_dup(value: Any, path: str) -> tuple[str, str] | None:
     return None
 
 
+def _load_yaml(raw: bytes | str) -> Any:
+    """yaml.safe_load, keeping duplicate keys visible (YAML would keep the last silently)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _Obj:
+        loader.flatten_mapping(node)
+        return _pairs([(loader.construct_object(k, deep=True), loader.construct_object(v, deep=True))
+                       for k, v in node.value])
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    try:
+        return yaml.load(raw, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = {"line": mark.line + 1, "column": mark.column + 1} if mark else {}
+        raise BadRequest(f"invalid YAML: {e}", {"format": "yaml", **where}) from e
+
+
 def load_document(raw: bytes | str, fmt: str = "json") -> Any:
     """Parse JSON (or YAML) into plain Python objects; duplicate keys are an error."""
-    if fmt == "yaml":
-        import yaml
-
-        try:
-            return yaml.safe_load(raw)
-        except yaml.YAMLError as e:
-            raise BadRequest(f"invalid YAML: {e}", {"format": "yaml"}) from e
     try:
-        doc = json.loads(raw, object_pairs_hook=_pairs)
+        doc = _load_yaml(raw) if fmt == "yaml" else json.loads(raw, object_pairs_hook=_pairs)
     except json.JSONDecodeError as e:
         raise BadRequest(
             f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}",
             {"line": e.lineno, "column": e.colno},
         ) from e
     except UnicodeDecodeError as e:
-        raise BadRequest("invalid JSON: body is not UTF-8") from e
+        raise BadRequest(f"invalid {fmt.upper()}: body is not UTF-8") from e
     dup = _find_dup(doc, "$")
     if dup:
         path, key = dup

@@ -54,7 +54,8 @@ class Engine:
             max_lost=settings.max_lost, lease_ms=settings.lease_ms,
         )
         self.janitor = Janitor(
-            redis, self.keys, self.scripts, retention_s=settings.retention_s, owner=self.broker_id
+            redis, self.keys, self.scripts, retention_s=settings.retention_s,
+            expand_timeout_s=settings.expand_timeout_s, owner=self.broker_id,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._submissions: set[asyncio.Task[Any]] = set()
@@ -127,11 +128,10 @@ class Engine:
     async def submit(self, plan: Plan, meta: dict[str, str]) -> str:
         """Write a run and release it. Shielded: a dropped HTTP request never half-writes."""
         run_id = new_run_id()
-        deadline = int((time.time() + self.settings.expand_timeout_s) * 1000)
         task = asyncio.create_task(
             write_run(
                 self.redis, self.keys, self.scripts, plan, run_id=run_id, meta=meta,
-                chunk=self.settings.expand_chunk, expand_deadline_ms=deadline,
+                chunk=self.settings.expand_chunk,
             )
         )
         self._submissions.add(task)

@@ -21,12 +21,14 @@ class Janitor:
     """Runs under a short Redis lock so that of several brokers one does each pass."""
 
     def __init__(
-        self, redis: Redis, keys: Keys, scripts: Scripts, *, retention_s: float, owner: str
+        self, redis: Redis, keys: Keys, scripts: Scripts, *, retention_s: float,
+        expand_timeout_s: float, owner: str,
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.scripts = scripts
         self.retention_ms = int(retention_s * 1000)
+        self.expand_timeout_ms = int(expand_timeout_s * 1000)
         self.owner = owner
 
     async def sweep(self) -> None:
@@ -36,8 +38,9 @@ class Janitor:
         await self.expire_finished_runs()
 
     async def fail_interrupted_expansions(self) -> int:
-        now = int(time.time() * 1000)
-        stale = await self.redis.zrangebyscore(self.keys.expanding(), "-inf", now)
+        """Fail runs whose expansion made no progress for expand_timeout (its writer died)."""
+        cutoff = int(time.time() * 1000) - self.expand_timeout_ms
+        stale = await self.redis.zrangebyscore(self.keys.expanding(), "-inf", cutoff)
         for run in stale:
             out = await self.scripts.cancel_run(
                 run, "expansion interrupted: the broker stopped before the run was written",

@@ -67,12 +67,12 @@ async def write_run(
     run_id: str,
     meta: dict[str, str],
     chunk: int = 2000,
-    expand_deadline_ms: int = 0,
 ) -> int:
     """Write every task of `plan` under `run_id`, then release the roots. Returns roots released.
 
     Until `release_run` runs, the run is `expanding` and its roots sit in staging sets, so a
-    broker that dies here leaves nothing dispatchable (the janitor fails the run later).
+    broker that dies here leaves nothing dispatchable. Each chunk refreshes the run's score in
+    `dagb:runs:expanding`; the janitor fails a run that made no progress for expand_timeout_s.
     """
     now = int(time.time() * 1000)
     roots = [t for t in plan.tasks if not t.parents]
@@ -89,12 +89,11 @@ async def write_run(
         "remaining": total,
         "n_pending": total - len(roots),
         "n_ready": len(roots),
-        "expand_deadline": expand_deadline_ms,
     }
     pipe = redis.pipeline(transaction=False)
     pipe.hset(keys.run(run_id), mapping=run_fields)
     pipe.zadd(keys.runs(), {run_id: now})
-    pipe.zadd(keys.expanding(), {run_id: expand_deadline_ms})
+    pipe.zadd(keys.expanding(), {run_id: now})
     pipe.hset(
         keys.spec(run_id),
         mapping={tpl: task_spec_encoder.encode(s).decode() for tpl, s in plan.templates.items()},
@@ -112,6 +111,7 @@ async def write_run(
                 staged.setdefault(t.rclass, {})[f"{run_id}:{t.id}"] = score(t.priority, seq)
                 seq += 1
         pipe.rpush(keys.tasks(run_id), *(t.id for t in part))
+        pipe.zadd(keys.expanding(), {run_id: int(time.time() * 1000)})  # progress heartbeat
         for rclass, members in staged.items():
             pipe.zadd(keys.staging(run_id, rclass), members)
         await pipe.execute()
