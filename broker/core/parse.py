@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import msgspec
 
 from broker.errors import BadRequest, InvalidWorkflow
-from broker.spec import Node, Workflow
+from broker.spec import NODE_ID_PATTERN, Node, Workflow
 
 
 class _Obj(dict[str, Any]):
@@ -27,20 +28,42 @@ def _pairs(pairs: list[tuple[str, Any]]) -> _Obj:
     return obj
 
 
-def _find_dup(value: Any, path: str) -> tuple[str, str] | None:
+def _find_dup(value: Any, path: list[str | int]) -> tuple[list[str | int], str] | None:
+    """First duplicated key found depth-first: (path segments of its object, key)."""
     if isinstance(value, _Obj):
         if value.dups:
             return path, value.dups[0]
         for k, v in value.items():
-            found = _find_dup(v, f"{path}.{k}")
+            found = _find_dup(v, [*path, k])
             if found:
                 return found
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            found = _find_dup(v, f"{path}[{i}]")
+            found = _find_dup(v, [*path, i])
             if found:
                 return found
     return None
+
+
+def _path_text(segments: list[str | int]) -> str:
+    return "$" + "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in segments)
+
+
+def _dup_error(segments: list[str | int], key: str) -> InvalidWorkflow:
+    path = _path_text(segments)
+    details: dict[str, Any] = {"path": path, "key": key}
+    if segments == ["nodes"]:
+        what = "node id"
+        details["node"] = key
+    else:
+        what = "key"
+        if len(segments) >= 2 and segments[0] == "nodes":
+            details["node"] = segments[1]
+            details["field"] = _path_text([*segments[2:], key])[2:]
+        else:
+            details["field"] = _path_text([*segments, key])[2:]
+    details["errors"] = [{**{k: v for k, v in details.items()}, "message": f"duplicate {what}"}]
+    return InvalidWorkflow(f"duplicate {what} '{key}' at `{path}`", details)
 
 
 def _load_yaml(raw: bytes | str) -> Any:
@@ -75,37 +98,46 @@ def load_document(raw: bytes | str, fmt: str = "json") -> Any:
         ) from e
     except UnicodeDecodeError as e:
         raise BadRequest(f"invalid {fmt.upper()}: body is not UTF-8") from e
-    dup = _find_dup(doc, "$")
+    dup = _find_dup(doc, [])
     if dup:
-        path, key = dup
-        what = "node id" if path == "$.nodes" else "key"
-        raise InvalidWorkflow(
-            f"duplicate {what} '{key}' at `{path}`",
-            {"path": path, "key": key, "errors": [{"path": path, "message": f"duplicate {what}"}]},
-        )
+        raise _dup_error(*dup)
     return doc
 
 
-def _node_and_field(path: str) -> dict[str, str]:
-    """`$.nodes.b.retries` → {"node": "b", "field": "retries"}."""
-    out: dict[str, str] = {"path": path}
-    parts = path.split(".")
-    if len(parts) >= 3 and parts[1] == "nodes":
-        out["node"] = parts[2].split("[")[0]
-        if len(parts) >= 4:
-            out["field"] = ".".join(parts[3:])
-    elif len(parts) >= 2:
-        out["field"] = ".".join(parts[1:])
-    return out
+_FIELD_IN_MESSAGE = re.compile(r"Object (?:contains unknown|missing required) field `([^`]+)`")
+_KEY_AT = re.compile(r"^`key` in `(.*)`$")
 
 
-def _error_item(e: msgspec.ValidationError, prefix: str) -> dict[str, Any]:
+def _error_item(e: msgspec.ValidationError, node: str | None) -> dict[str, Any]:
+    """A msgspec error as {path, node?, field?, message}; `node` when checking one node."""
     text = str(e)
-    message, _, path = text.rpartition(" - at ")
+    message, _, where = text.rpartition(" - at ")
     if not message:
-        message, path = text, "$"
-    path = prefix + path.strip("`")[1:]
-    return {**_node_and_field(path), "message": message}
+        message, where = text, "`$`"
+    key = _KEY_AT.match(where)
+    if key:
+        where, message = key.group(1), f"invalid key: {message}"
+    rel = where.strip("`")[1:]  # msgspec paths start with "$"
+    named = _FIELD_IN_MESSAGE.search(message)
+    if named:
+        rel += "." + named.group(1)
+    item: dict[str, Any] = {"path": (f"$.nodes.{node}" if node is not None else "$") + rel}
+    if node is not None:
+        item["node"] = node
+    field = rel.lstrip(".")
+    if field:
+        item["field"] = field
+    item["message"] = message
+    return item
+
+
+def _check_node_ids(nodes: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"path": "$.nodes", "node": nid, "field": "nodes",
+         "message": f"invalid node id {nid!r}: use 1-128 letters, digits, '_', '.' or '-', "
+                    "not starting with '.' or '-'"}
+        for nid in nodes if not isinstance(nid, str) or not re.match(NODE_ID_PATTERN, nid)
+    ]
 
 
 def _raise(items: list[dict[str, Any]], cause: Exception) -> None:
@@ -131,18 +163,21 @@ def to_workflow(doc: Any) -> Workflow:
     cause: Exception | None = None
     nodes = doc.get("nodes")
     if isinstance(nodes, dict):
+        items += _check_node_ids(nodes)
         for nid, ndoc in nodes.items():
             try:
                 msgspec.convert(ndoc, Node)
             except msgspec.ValidationError as e:
-                items.append(_error_item(e, f"$.nodes.{nid}"))
+                items.append(_error_item(e, nid))
                 cause = e
+    if items and cause is None:
+        cause = ValueError(items[0]["message"])
     if items and cause is not None:
         _raise(items, cause)
     try:
         return msgspec.convert(doc, Workflow)
     except msgspec.ValidationError as e:
-        _raise([_error_item(e, "$")], e)
+        _raise([_error_item(e, None)], e)
         raise  # unreachable
 
 

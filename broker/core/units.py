@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
 _FACTOR_MB = {"": 1.0, "K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0 * 1024}
 
 
@@ -17,7 +17,10 @@ def memory_mb(value: str | int | None) -> int | None:
     m = _SIZE.match(value)
     if not m:
         raise ValueError(f"not a size: {value!r} (use MiB as a number, or e.g. '512M', '4G')")
-    return int(round(float(m.group(1)) * _FACTOR_MB[m.group(2).upper()]))
+    unit = m.group(2).upper()
+    if not unit and m.group(3):  # a bare "B" means bytes
+        return int(round(float(m.group(1)) / (1024 * 1024)))
+    return int(round(float(m.group(1)) * _FACTOR_MB[unit]))
 
 
 def duration_s(value: str | float | int | None) -> float | None:
@@ -39,6 +42,8 @@ def duration_s(value: str | float | int | None) -> float | None:
     parts = text.split(":")
     if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
         raise ValueError(f"not a duration: {value!r} (use seconds, 'HH:MM:SS' or e.g. '30m')")
+    if "-" in value:  # SLURM: D-H, D-H:M, D-H:M:S count hours first
+        parts = parts + ["0"] * (3 - len(parts))
     secs = 0
     for p in parts:
         secs = secs * 60 + int(p)

@@ -125,6 +125,10 @@ def _resolve_node(
     except ValueError as e:
         errs.add(nid, "resources.walltime", str(e))
         wall = None
+    try:
+        memory_mb(res.disk)
+    except ValueError as e:
+        errs.add(nid, "resources.disk", str(e))
     env = {**(defaults.env or {}), **(node.env or {})}
     declared = set(wf.params) | set(node.matrix or {})
     for field, text in _placeholder_texts(node, env):
@@ -191,8 +195,7 @@ def _check_graph(wf: Workflow, errs: _Errors) -> list[str]:
         return list(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError as e:
         cycle = list(e.args[1])  # [a, b, ..., a]
-        # graphlib lists the cycle against dependency direction; show it as "a → b" = a runs before b.
-        cycle.reverse()
+        # graphlib lists each node before the one that depends on it: "a → b" = b is after a.
         errs.items.append(
             {
                 "path": "$.nodes",

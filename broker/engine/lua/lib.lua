@@ -36,6 +36,8 @@ local function k_queue(c) return PREFIX .. ':q:' .. c end
 local function fmt(n) return string.format('%.0f', n) end
 
 local function score(priority, seq)
+  if priority > PRIORITY_MAX then priority = PRIORITY_MAX end
+  if priority < -PRIORITY_MAX then priority = -PRIORITY_MAX end
   return (PRIORITY_MAX - priority) * SEQ_SPAN + (seq % SEQ_SPAN)
 end
 
@@ -71,10 +73,13 @@ local function task_terminal(run)
   local left = redis.call('HINCRBY', rk, 'remaining', -1)
   if left > 0 then return end
   if redis.call('HGET', rk, 'state') ~= 'running' then return end
-  local bad = tonumber(redis.call('HGET', rk, 'n_failed') or '0')
-    + tonumber(redis.call('HGET', rk, 'n_upstream_failed') or '0')
+  local c = redis.call('HMGET', rk, 'n_failed', 'n_upstream_failed', 'n_cancelled')
   local final = 'succeeded'
-  if bad > 0 then final = 'failed' end
+  if tonumber(c[1] or '0') + tonumber(c[2] or '0') > 0 then
+    final = 'failed'
+  elseif tonumber(c[3] or '0') > 0 then
+    final = 'cancelled' -- a task was cancelled on its own (a runner order), none failed
+  end
   redis.call('HSET', rk, 'state', final, 'finished_at', NOW)
   redis.call('SREM', K_ACTIVE, run)
   emit('kind', 'run', 'run', run, 'state', final)

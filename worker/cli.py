@@ -1,0 +1,80 @@
+"""Command line of `dagbroker worker` → WorkerSettings. The only reader of the environment."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from broker.keys import DEFAULT_PREFIX
+from worker.config import WorkerSettings
+
+
+def default_data_dir(environ: Mapping[str, str]) -> str:
+    """$DAGBROKER_HOME, else ~/.dagbroker (the broker's default too)."""
+    return environ.get("DAGBROKER_HOME") or str(Path.home() / ".dagbroker")
+
+
+def _label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key, value
+
+
+def heartbeat_interval_s(given: float | None, ttl_s: float) -> float:
+    """The interval asked for, else 2 s but at least three beats per TTL."""
+    return given if given is not None else min(2.0, ttl_s / 3)
+
+
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dagbroker worker", description="Run tasks of the given resource classes."
+    )
+    url = environ.get("DAGBROKER_REDIS_URL")
+    p.add_argument("--redis-url", default=url, required=url is None,
+                   help="Redis URL (env DAGBROKER_REDIS_URL)")
+    p.add_argument("--prefix", default=environ.get("DAGBROKER_PREFIX", DEFAULT_PREFIX),
+                   help="key prefix (default %(default)s)")
+    p.add_argument("--classes", default="cpu", help="comma-separated resource classes")
+    p.add_argument("--slots", type=int, default=os.cpu_count() or 1,
+                   help="tasks run at once (default: CPU count)")
+    p.add_argument("--id", dest="runner_id", default=None, help="runner id (default host-pid-rand)")
+    p.add_argument("--data-dir", default=default_data_dir(environ),
+                   help="task logs go under DATA_DIR/logs (env DAGBROKER_HOME)")
+    p.add_argument("--label", action="append", type=_label, default=[], metavar="K=V",
+                   help="label advertised to the broker (repeatable)")
+    p.add_argument("--heartbeat-interval", type=float, default=None, metavar="SECONDS",
+                   help="default: 2, or a third of --heartbeat-ttl if that is shorter")
+    p.add_argument("--heartbeat-ttl", type=float, default=10.0, metavar="SECONDS")
+    p.add_argument("--grace-period", type=float, default=30.0, metavar="SECONDS",
+                   help="on SIGTERM/drain, time running tasks get to finish")
+    p.add_argument("--kill-grace", type=float, default=5.0, metavar="SECONDS",
+                   help="between SIGTERM and SIGKILL of a task's process group")
+    p.add_argument("--block-ms", type=int, default=1000, help=argparse.SUPPRESS)
+    p.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def parse_settings(
+    argv: Sequence[str] | None, environ: Mapping[str, str]
+) -> tuple[WorkerSettings, bool]:
+    """→ (settings, verbose). Exits with a usage message on bad arguments."""
+    parser = build_parser(environ)
+    a = parser.parse_args(argv)
+    extra = {"runner_id": a.runner_id} if a.runner_id else {}
+    try:
+        settings = WorkerSettings(
+            redis_url=a.redis_url, prefix=a.prefix,
+            classes=[c.strip() for c in a.classes.split(",") if c.strip()],
+            slots=a.slots, data_dir=a.data_dir, labels=dict(a.label),
+            heartbeat_interval_s=heartbeat_interval_s(a.heartbeat_interval, a.heartbeat_ttl),
+            heartbeat_ttl_s=a.heartbeat_ttl,
+            block_ms=a.block_ms, grace_period_s=a.grace_period, kill_grace_s=a.kill_grace,
+            log_json=a.log_json, **extra,
+        )
+    except ValueError as e:
+        parser.error(str(e))
+    return settings, bool(a.verbose)

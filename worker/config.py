@@ -1,0 +1,54 @@
+"""WorkerSettings: one frozen Struct per worker process, built at the edge and passed down."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+
+import msgspec
+
+from broker.keys import DEFAULT_PREFIX
+
+CLASS_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # as spec.Resources.class_
+
+
+def default_runner_id() -> str:
+    """`{hostname}-{pid}-{4 random hex}`: unique per process, readable in `redis-cli`."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a worker process needs. Intervals carry their unit in the name."""
+
+    redis_url: str
+    prefix: str = DEFAULT_PREFIX
+    runner_id: str = msgspec.field(default_factory=default_runner_id)
+    classes: list[str] = msgspec.field(default_factory=lambda: ["cpu"])
+    slots: int = 1
+    data_dir: str = "."  # logs go to {data_dir}/logs/{run}/{node}/attempt-{n}.log
+    labels: dict[str, str] = {}
+    heartbeat_interval_s: float = 2.0
+    heartbeat_ttl_s: float = 10.0
+    block_ms: int = 1000
+    grace_period_s: float = 30.0
+    kill_grace_s: float = 5.0
+    log_json: bool = False
+
+    def __post_init__(self) -> None:
+        if self.slots < 1:
+            raise ValueError(f"slots must be at least 1, got {self.slots}")
+        if not self.classes:
+            raise ValueError("a worker needs at least one resource class")
+        for c in self.classes:
+            if not CLASS_PATTERN.match(c):
+                raise ValueError(f"invalid resource class {c!r} (lowercase letters, digits, _ -)")
+        if not self.runner_id or any(ch in self.runner_id for ch in " :,"):
+            raise ValueError(f"invalid runner id {self.runner_id!r} (no spaces, ':' or ',')")
+        if self.heartbeat_interval_s <= 0 or self.heartbeat_ttl_s <= self.heartbeat_interval_s:
+            raise ValueError("heartbeat_ttl_s must be greater than heartbeat_interval_s > 0")
+        if self.block_ms < 1:
+            raise ValueError("block_ms must be positive")
+        if self.grace_period_s < 0 or self.kill_grace_s < 0:
+            raise ValueError("grace periods cannot be negative")

@@ -1,0 +1,237 @@
+"""One attempt of a subprocess task, shared by the shell and python executors.
+
+An executor only says *what* to run (`Launch`, built from the message and the template
+values); this module renders env and workdir, writes DAGB_INPUTS, runs the process in its
+own group (timeout, stop), and turns what happened into a Completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
+
+from broker.core.template import render
+from broker.wire import Completion, Outcome
+from worker.executors.inputs import fetch_inputs
+from worker.executors.outcome import classify, parse_error, parse_result, tail_text
+from worker.executors.paths import AttemptPaths
+from worker.executors.process import ProcessResult, run_process
+from worker.logs import task_extra
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+    from broker.wire import TaskMessage
+    from worker.executors.base import ExecContext
+    from worker.handle import TaskHandle
+
+logger = logging.getLogger(__name__)
+
+TAIL_READ_BYTES = 16 * 1024
+
+
+class LaunchError(Exception):
+    """The task's spec cannot be turned into a command (reported as the failure reason)."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    files: dict[Path, str] = field(default_factory=dict)  # written before the start
+
+
+class LaunchBuilder(Protocol):
+    """What an executor provides: the command line of one task (raises LaunchError/KeyError)."""
+
+    def __call__(
+        self, msg: TaskMessage, values: Mapping[str, Any], paths: AttemptPaths, ctx: ExecContext
+    ) -> Launch: ...
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def task_values(msg: TaskMessage) -> dict[str, Any]:
+    """Template values: run params, then matrix vars, then the built-ins."""
+    return {
+        **msg.params, **(msg.vars or {}),
+        "run": msg.run, "node": msg.node, "task": msg.tpl, "attempt": msg.attempt,
+    }
+
+
+def task_env(
+    ctx: ExecContext, msg: TaskMessage, values: Mapping[str, Any], paths: AttemptPaths,
+    extra: Mapping[str, str],
+) -> dict[str, str]:
+    env = dict(ctx.base_env)
+    env.update({k: render(v, values) for k, v in msg.spec.env.items()})
+    env.update(extra)
+    env.update(
+        DAGB_RUN=msg.run, DAGB_NODE=msg.node, DAGB_TASK=msg.tpl, DAGB_ATTEMPT=str(msg.attempt),
+        DAGB_RESULT=str(paths.result), DAGB_INPUTS=str(paths.inputs),
+    )
+    return env
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str | None
+
+
+def _write_files(paths: AttemptPaths, inputs: dict[str, Any], files: Mapping[Path, str]) -> None:
+    paths.work.mkdir(parents=True, exist_ok=True)
+    paths.log.parent.mkdir(parents=True, exist_ok=True)
+    for stale in (paths.result, paths.error):
+        stale.unlink(missing_ok=True)
+    paths.inputs.write_bytes(msgspec.json.encode(inputs))
+    for path, text in files.items():
+        path.write_text(text)
+
+
+async def _prepare(
+    msg: TaskMessage, ctx: ExecContext, build: LaunchBuilder, paths: AttemptPaths
+) -> _Prepared:
+    values = task_values(msg)
+    try:
+        launch = build(msg, values, paths, ctx)
+        cwd = render(msg.spec.workdir, values) if msg.spec.workdir else None
+        env = task_env(ctx, msg, values, paths, launch.env)
+    except KeyError as e:
+        raise LaunchError(f"unknown placeholder {{{{ {e.args[0]} }}}}") from e
+    if not launch.argv:
+        raise LaunchError("nothing to run: the command is empty")
+    inputs = await fetch_inputs(ctx.redis, ctx.keys, msg)
+    await asyncio.to_thread(_write_files, paths, inputs, launch.files)
+    return _Prepared(launch.argv, env, cwd)
+
+
+def _read(path: Path, last_bytes: int | None = None) -> bytes | None:
+    try:
+        with path.open("rb") as f:
+            if last_bytes is not None:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - last_bytes))
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def _note(paths: AttemptPaths, text: str) -> None:
+    """Append a worker note to the task's log, so `logs` shows why it ended."""
+    paths.log.parent.mkdir(parents=True, exist_ok=True)
+    with paths.log.open("a") as f:
+        f.write(f"\n[dagbroker] {text}\n")
+
+
+def _cleanup(paths: AttemptPaths) -> None:
+    shutil.rmtree(paths.work, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        paths.work.parent.rmdir()  # the run's work dir, once its last attempt is gone
+
+
+def _finish(
+    handle: TaskHandle, ctx: ExecContext, paths: AttemptPaths, proc: ProcessResult
+) -> Completion:
+    """Blocking (runs in a thread): read result, error and log tail; build the Completion."""
+    msg = handle.msg
+    outcome, reason = classify(
+        proc.returncode, timed_out=proc.timed_out, timeout_s=msg.spec.timeout_s,
+        stop_outcome=handle.stop_outcome if proc.stopped else None, stop_reason=handle.stop_reason,
+    )
+    result: Any = None
+    if outcome is Outcome.SUCCEEDED:
+        result, err = parse_result(_read(paths.result))
+        if err:
+            outcome, reason = Outcome.FAILED, err
+    elif outcome is Outcome.FAILED and not proc.timed_out:
+        reason = parse_error(_read(paths.error)) or reason
+    if reason:
+        _note(paths, f"{outcome.value}: {reason}")
+    tail = tail_text(_read(paths.log, TAIL_READ_BYTES) or b"")
+    _cleanup(paths)
+    return Completion(
+        run=msg.run, node=msg.node, attempt=msg.attempt, outcome=outcome, runner=ctx.runner_id,
+        exit_code=proc.returncode, reason=reason, result=result, tail=tail,
+        started_at_ms=proc.started_at_ms, finished_at_ms=proc.finished_at_ms,
+    )
+
+
+def _ended_early(
+    handle: TaskHandle, ctx: ExecContext, paths: AttemptPaths, outcome: Outcome, reason: str,
+    started_at_ms: int,
+) -> Completion:
+    """Blocking: a completion for an attempt whose process never ran."""
+    msg = handle.msg
+    _note(paths, f"{outcome.value}: {reason}")
+    _cleanup(paths)
+    tail = tail_text(_read(paths.log, TAIL_READ_BYTES) or b"")
+    return Completion(
+        run=msg.run, node=msg.node, attempt=msg.attempt, outcome=outcome, runner=ctx.runner_id,
+        reason=reason, tail=tail, started_at_ms=started_at_ms, finished_at_ms=now_ms(),
+    )
+
+
+async def _run(handle: TaskHandle, ctx: ExecContext, build: LaunchBuilder) -> Completion:
+    msg = handle.msg
+    paths = AttemptPaths.for_task(ctx.data_dir, msg)
+    started_at_ms = now_ms()
+    failed = Outcome.FAILED
+    try:
+        prep = await _prepare(msg, ctx, build, paths)
+    except LaunchError as e:
+        return await asyncio.to_thread(
+            _ended_early, handle, ctx, paths, failed, str(e), started_at_ms
+        )
+    if handle.stop_outcome is not None:
+        return await asyncio.to_thread(
+            _ended_early, handle, ctx, paths, handle.stop_outcome, handle.stop_reason, started_at_ms
+        )
+    logger.info("%s/%s#%d started: %s", msg.run, msg.node, msg.attempt, prep.argv[0],
+                extra=task_extra(msg))
+    try:
+        proc = await run_process(
+            prep.argv, env=prep.env, cwd=prep.cwd, log_path=paths.log,
+            timeout_s=msg.spec.timeout_s, stop=handle.stop_event(), kill_grace_s=ctx.kill_grace_s,
+        )
+    except OSError as e:
+        reason = f"cannot start {prep.argv[0]!r}: {e}"
+        return await asyncio.to_thread(
+            _ended_early, handle, ctx, paths, failed, reason, started_at_ms
+        )
+    return await asyncio.to_thread(_finish, handle, ctx, paths, proc)
+
+
+async def run_attempt(
+    handle: TaskHandle, ctx: ExecContext, build: LaunchBuilder
+) -> Completion:
+    """Run one task to a Completion; never raises for the task's own failure."""
+    msg = handle.msg
+    started_at_ms = now_ms()
+    try:
+        completion = await _run(handle, ctx, build)
+    except Exception as e:
+        logger.exception("%s/%s#%d: worker error", msg.run, msg.node, msg.attempt,
+                         extra=task_extra(msg))
+        completion = Completion(
+            run=msg.run, node=msg.node, attempt=msg.attempt, outcome=Outcome.FAILED,
+            runner=ctx.runner_id, reason=f"worker error: {type(e).__name__}: {e}",
+            started_at_ms=started_at_ms, finished_at_ms=now_ms(),
+        )
+    elapsed_s = (completion.finished_at_ms - completion.started_at_ms) / 1000
+    logger.info(
+        "%s/%s#%d %s in %.2fs%s", msg.run, msg.node, msg.attempt, completion.outcome.value,
+        elapsed_s, f": {completion.reason}" if completion.reason else "", extra=task_extra(msg),
+    )
+    return completion

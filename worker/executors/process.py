@@ -1,0 +1,97 @@
+"""Run one subprocess in its own process group, with timeout and stop, output to a log file.
+
+Killing always targets the whole group: SIGTERM, then SIGKILL after kill_grace_s (or as
+soon as the main process is gone). A task's process group is also killed when its main
+process exits, so nothing it started outlives the slot it used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessResult:
+    returncode: int
+    timed_out: bool
+    stopped: bool  # the stop event was set (cancel or shutdown)
+    started_at_ms: int
+    finished_at_ms: int
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+async def kill_group(proc: asyncio.subprocess.Process, grace_s: float) -> None:
+    """SIGTERM the group, wait for the main process up to grace_s, SIGKILL the group."""
+    signal_group(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(proc.wait(), grace_s)
+    signal_group(proc.pid, signal.SIGKILL)
+    await proc.wait()
+
+
+def _open_log(path: Path) -> IO[bytes]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("ab")
+
+
+async def _wait_exit(
+    proc: asyncio.subprocess.Process, stop: asyncio.Event, timeout_s: float | None
+) -> tuple[bool, bool]:
+    """→ (timed_out, stopped); both False when the process exited by itself."""
+    waiter = asyncio.ensure_future(proc.wait())
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        done, _ = await asyncio.wait(
+            {waiter, stopper}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        stopper.cancel()
+        waiter.cancel()
+    if waiter in done:
+        return False, False
+    return stopper not in done, stopper in done
+
+
+async def run_process(
+    argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None, log_path: Path,
+    timeout_s: float | None, stop: asyncio.Event, kill_grace_s: float,
+) -> ProcessResult:
+    """Spawn argv (no shell) and wait; OSError if it cannot start (missing program or cwd)."""
+    log = await asyncio.to_thread(_open_log, log_path)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
+            env=dict(env), cwd=cwd, start_new_session=True,
+        )
+    finally:
+        log.close()
+    started_at_ms = now_ms()
+    try:
+        timed_out, stopped = await _wait_exit(proc, stop, timeout_s)
+    except BaseException:  # the worker itself is being cancelled: leave nothing behind
+        await asyncio.shield(kill_group(proc, kill_grace_s))
+        raise
+    if timed_out or stopped:
+        await kill_group(proc, kill_grace_s)
+    else:
+        signal_group(proc.pid, signal.SIGKILL)  # leftovers of a finished task
+    assert proc.returncode is not None
+    return ProcessResult(proc.returncode, timed_out, stopped, started_at_ms, now_ms())
