@@ -34,7 +34,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # reliability
     max_lost: int = 3  # a task lost with its worker this many times fails (worker_lost)
     lease_ms: int = 30_000  # a dispatched entry idle this long (no lease renewal) is reclaimed
-    broker_claim_idle_ms: int = 10_000  # a completion pending this long on a dead broker is taken over
+    broker_claim_idle_ms: int = (
+        10_000  # a completion pending this long on a dead broker is taken over
+    )
     expand_timeout_s: float = 300.0  # an expansion older than this was interrupted
     retention_s: float = 7 * 86400  # finished runs expire from Redis after this
     # loop intervals

@@ -25,6 +25,7 @@ import shlex
 import signal
 import socket
 import time
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +108,17 @@ def _is_redis_in(pid: int, directory: Path) -> bool:
         return False
 
 
+async def _wait_gone(pid: int, timeout_s: float) -> bool:
+    """Poll until `pid` no longer exists; False if it still does after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if not _pid_alive(pid):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(PING_INTERVAL_S)
+
+
 def _read_pid(path: Path) -> int | None:
     try:
         text = path.read_text().strip()
@@ -156,7 +168,7 @@ class EmbeddedRedis:
     def url(self) -> str:
         """The redis-py URL of the server: unix socket or loopback port, database 0."""
         if self.port is None:
-            return f"unix://{self.socket_path}?db=0"
+            return f"unix://{urllib.parse.quote(str(self.socket_path))}?db=0"
         return f"redis://127.0.0.1:{self.port}/0"
 
     @property
@@ -388,18 +400,14 @@ class EmbeddedRedis:
         await proc.wait()
 
     async def _wait_pid_exit(self, pid: int) -> None:
-        """Wait for a process that is not our child (no wait() possible): poll kill(pid, 0)."""
-        deadline = time.monotonic() + self.stop_timeout_s
-        while _pid_alive(pid):
-            if time.monotonic() > deadline:
-                logger.error("leftover redis-server pid %d ignored SIGTERM; killing it", pid)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                deadline = time.monotonic() + self.stop_timeout_s
-                while _pid_alive(pid) and time.monotonic() < deadline:
-                    await asyncio.sleep(PING_INTERVAL_S)
-                return
-            await asyncio.sleep(PING_INTERVAL_S)
+        """Wait for a process that is not our child (no wait() possible); SIGKILL it if it
+        outlives the stop timeout."""
+        if await _wait_gone(pid, self.stop_timeout_s):
+            return
+        logger.error("leftover redis-server pid %d did not stop; killing it", pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        await _wait_gone(pid, self.stop_timeout_s)
 
     async def _kill_quietly(self) -> None:
         proc, self.proc = self.proc, None

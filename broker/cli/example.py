@@ -21,8 +21,11 @@ async def run_example(url: str, path: Path, stop: asyncio.Event) -> int:
     """Returns 0 if the run succeeded, 1 otherwise."""
     ctype = "application/yaml" if path.suffix in (".yaml", ".yml") else "application/json"
     async with aiohttp.ClientSession(url) as http:
-        async with http.post("/api/v1/workflow/publish", data=path.read_bytes(),
-                             headers={"Content-Type": ctype}) as r:
+        async with http.post(
+            "/api/v1/workflow/publish",
+            data=await asyncio.to_thread(path.read_bytes),
+            headers={"Content-Type": ctype},
+        ) as r:
             pub = await r.json()
             if r.status >= 400:
                 print(f"example: publish failed: {pub['error']['message']}", flush=True)

@@ -18,8 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dagbroker {broker.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     server.add_server_commands(sub)
-    w = sub.add_parser("worker", help="run a worker (see `dagbroker worker --help`)",
-                       add_help=False)
+    w = sub.add_parser(
+        "worker", help="run a worker (see `dagbroker worker --help`)", add_help=False
+    )
     w.set_defaults(func=None)
     add_client_commands(sub)
     return parser

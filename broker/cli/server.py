@@ -26,14 +26,30 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefix", help="Redis key prefix (default dagb)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=None, help=f"HTTP port (default {DEFAULT_PORT})")
-    p.add_argument("--appendfsync", choices=("always", "everysec", "no"), default=None,
-                   help="AOF fsync policy of the embedded Redis (default everysec)")
-    p.add_argument("--lease-ms", type=int, default=None,
-                   help="reclaim a dispatched task whose lease was not renewed for this long")
-    p.add_argument("--claim-idle-ms", type=int, default=None,
-                   help="take over completions another broker left pending this long")
-    p.add_argument("--expand-timeout", type=float, default=None,
-                   help="fail a run whose expansion has not finished after this many seconds")
+    p.add_argument(
+        "--appendfsync",
+        choices=("always", "everysec", "no"),
+        default=None,
+        help="AOF fsync policy of the embedded Redis (default everysec)",
+    )
+    p.add_argument(
+        "--lease-ms",
+        type=int,
+        default=None,
+        help="reclaim a dispatched task whose lease was not renewed for this long",
+    )
+    p.add_argument(
+        "--claim-idle-ms",
+        type=int,
+        default=None,
+        help="take over completions another broker left pending this long",
+    )
+    p.add_argument(
+        "--expand-timeout",
+        type=float,
+        default=None,
+        help="fail a run whose expansion has not finished after this many seconds",
+    )
     p.add_argument("--log-json", action="store_true", help="one JSON object per log line")
 
 
@@ -43,20 +59,30 @@ def add_server_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     s.set_defaults(func=cmd_serve)
     u = sub.add_parser("up", help="all-in-one: embedded Redis + broker + one local worker")
     _common(u)
-    u.add_argument("--slots", type=int, default=max(2, os.cpu_count() or 2),
-                   help="slots of the local worker")
+    u.add_argument(
+        "--slots", type=int, default=max(2, os.cpu_count() or 2), help="slots of the local worker"
+    )
     u.add_argument("--classes", default="cpu", help="classes the local worker serves")
     u.add_argument("--example", help="publish and run this workflow file once started")
-    u.add_argument("--exit-after-example", action="store_true",
-                   help="stop after the example run finishes (exit code = its outcome)")
+    u.add_argument(
+        "--exit-after-example",
+        action="store_true",
+        help="stop after the example run finishes (exit code = its outcome)",
+    )
     u.set_defaults(func=cmd_up)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     return settings_from_env(
-        data_dir=args.data_dir, redis_url=args.redis_url, prefix=args.prefix, host=args.host,
-        port=args.port, appendfsync=args.appendfsync, lease_ms=args.lease_ms,
-        broker_claim_idle_ms=args.claim_idle_ms, expand_timeout_s=args.expand_timeout,
+        data_dir=args.data_dir,
+        redis_url=args.redis_url,
+        prefix=args.prefix,
+        host=args.host,
+        port=args.port,
+        appendfsync=args.appendfsync,
+        lease_ms=args.lease_ms,
+        broker_claim_idle_ms=args.claim_idle_ms,
+        expand_timeout_s=args.expand_timeout,
         log_json=args.log_json or None,
     )
 
@@ -106,14 +132,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return asyncio.run(serve(settings))
 
 
-async def spawn_worker(settings: Settings, redis_url: str, classes: str, slots: int,
-                       log_json: bool) -> asyncio.subprocess.Process:
-    cmd = [sys.executable, "-m", "worker", "--redis-url", redis_url, "--prefix", settings.prefix,
-           "--classes", classes, "--slots", str(slots),
-           "--data-dir", str(Path(settings.data_dir) / "worker")]
+async def spawn_worker(
+    settings: Settings, redis_url: str, classes: str, slots: int, log_json: bool
+) -> asyncio.subprocess.Process:
+    cmd = [
+        sys.executable,
+        "-m",
+        "worker",
+        "--redis-url",
+        redis_url,
+        "--prefix",
+        settings.prefix,
+        "--classes",
+        classes,
+        "--slots",
+        str(slots),
+        "--data-dir",
+        str(Path(settings.data_dir) / "worker"),
+    ]
     if log_json:
         cmd.append("--log-json")
-    return await asyncio.create_subprocess_exec(*cmd)
+    log_path = Path(settings.data_dir) / "worker.log"
+    with log_path.open("ab") as log:
+        proc = await asyncio.create_subprocess_exec(*cmd, stdout=log, stderr=log)
+    print(f"  Worker: {classes} × {slots} slots, log {log_path}", flush=True)
+    return proc
 
 
 async def up(args: argparse.Namespace, settings: Settings) -> int:

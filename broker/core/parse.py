@@ -75,12 +75,16 @@ def _load_yaml(raw: bytes | str) -> Any:
 
     def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> _Obj:
         loader.flatten_mapping(node)
-        return _pairs([(loader.construct_object(k, deep=True), loader.construct_object(v, deep=True))
-                       for k, v in node.value])
+        return _pairs(
+            [
+                (loader.construct_object(k, deep=True), loader.construct_object(v, deep=True))
+                for k, v in node.value
+            ]
+        )
 
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
     try:
-        return yaml.load(raw, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(raw, Loader=Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = {"line": mark.line + 1, "column": mark.column + 1} if mark else {}
@@ -133,10 +137,15 @@ def _error_item(e: msgspec.ValidationError, node: str | None) -> dict[str, Any]:
 
 def _check_node_ids(nodes: dict[str, Any]) -> list[dict[str, Any]]:
     return [
-        {"path": "$.nodes", "node": nid, "field": "nodes",
-         "message": f"invalid node id {nid!r}: use 1-128 letters, digits, '_', '.' or '-', "
-                    "not starting with '.' or '-'"}
-        for nid in nodes if not isinstance(nid, str) or not re.match(NODE_ID_PATTERN, nid)
+        {
+            "path": "$.nodes",
+            "node": nid,
+            "field": "nodes",
+            "message": f"invalid node id {nid!r}: use 1-128 letters, digits, '_', '.' or '-', "
+            "not starting with '.' or '-'",
+        }
+        for nid in nodes
+        if not isinstance(nid, str) or not re.match(NODE_ID_PATTERN, nid)
     ]
 
 

@@ -24,7 +24,7 @@ def memory_mb(value: str | int | None) -> int | None:
 
 
 def duration_s(value: str | float | int | None) -> float | None:
-    """`90` → 90.0, `"01:30:00"` → 5400.0, `"2-00:00:00"` (SLURM days) → 172800.0, `"30m"` → 1800."""
+    """Seconds from `90`, `"01:30:00"`, `"30m"`, or SLURM day forms `"2-00:00:00"`, `"1-12"`."""
     if value is None:
         return None
     if isinstance(value, int | float):

@@ -55,8 +55,10 @@ class _Errors:
         if not self.items:
             return
         first = self.items[0]
-        where = f"node '{first['node']}', field '{first['field']}'" if "node" in first else (
-            f"field '{first['field']}'"
+        where = (
+            f"node '{first['node']}', field '{first['field']}'"
+            if "node" in first
+            else (f"field '{first['field']}'")
         )
         more = f" (and {len(self.items) - 1} more)" if len(self.items) > 1 else ""
         details: dict[str, Any] = {k: v for k, v in first.items() if k != "message"}

@@ -32,8 +32,15 @@ class CompletionConsumer:
     """Reads `dagb:done` as consumer `broker_id` and applies each batch in one script call."""
 
     def __init__(
-        self, redis: Redis, keys: Keys, scripts: Scripts, broker_id: str, *,
-        max_lost: int, block_ms: int, claim_idle_ms: int,
+        self,
+        redis: Redis,
+        keys: Keys,
+        scripts: Scripts,
+        broker_id: str,
+        *,
+        max_lost: int,
+        block_ms: int,
+        claim_idle_ms: int,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -51,8 +58,11 @@ class CompletionConsumer:
         ids = [eid for eid, _ in entries]
         comps = [completion_args(f) for _, f in entries]
         applied, ignored, _ = await self.scripts.complete(
-            comps, max_lost=self.max_lost, ack_stream=self.keys.done(),
-            ack_group=BROKER_GROUP, ack_ids=ids,
+            comps,
+            max_lost=self.max_lost,
+            ack_stream=self.keys.done(),
+            ack_group=BROKER_GROUP,
+            ack_ids=ids,
         )
         self.applied += applied
         self.ignored += ignored
@@ -62,8 +72,11 @@ class CompletionConsumer:
     async def read_once(self) -> int:
         """Block up to block_ms for new completions; apply them. Returns how many were read."""
         resp = await self.redis.xreadgroup(
-            BROKER_GROUP, self.broker_id, {self.keys.done(): ">"},
-            count=BATCH, block=self.block_ms,
+            BROKER_GROUP,
+            self.broker_id,
+            {self.keys.done(): ">"},
+            count=BATCH,
+            block=self.block_ms,
         )
         n = 0
         for _stream, entries in resp or []:
@@ -77,8 +90,12 @@ class CompletionConsumer:
         start = "0-0"
         while True:
             nxt, entries, *_ = await self.redis.xautoclaim(
-                self.keys.done(), BROKER_GROUP, self.broker_id,
-                min_idle_time=self.claim_idle_ms, start_id=start, count=BATCH,
+                self.keys.done(),
+                BROKER_GROUP,
+                self.broker_id,
+                min_idle_time=self.claim_idle_ms,
+                start_id=start,
+                count=BATCH,
             )
             live = [(eid, f) for eid, f in entries if f]
             await self.apply(live)

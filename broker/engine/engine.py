@@ -45,17 +45,29 @@ class Engine:
         self.stop_event = asyncio.Event()
         self.wake = asyncio.Event()
         self.completions = CompletionConsumer(
-            redis, self.keys, self.scripts, self.broker_id,
-            max_lost=settings.max_lost, block_ms=settings.done_block_ms,
+            redis,
+            self.keys,
+            self.scripts,
+            self.broker_id,
+            max_lost=settings.max_lost,
+            block_ms=settings.done_block_ms,
             claim_idle_ms=settings.broker_claim_idle_ms,
         )
         self.runners = RunnerWatch(
-            redis, self.keys, self.scripts, self.broker_id,
-            max_lost=settings.max_lost, lease_ms=settings.lease_ms,
+            redis,
+            self.keys,
+            self.scripts,
+            self.broker_id,
+            max_lost=settings.max_lost,
+            lease_ms=settings.lease_ms,
         )
         self.janitor = Janitor(
-            redis, self.keys, self.scripts, retention_s=settings.retention_s,
-            expand_timeout_s=settings.expand_timeout_s, owner=self.broker_id,
+            redis,
+            self.keys,
+            self.scripts,
+            retention_s=settings.retention_s,
+            expand_timeout_s=settings.expand_timeout_s,
+            owner=self.broker_id,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._submissions: set[asyncio.Task[Any]] = set()
@@ -75,14 +87,20 @@ class Engine:
                 name="runners",
             ),
             asyncio.create_task(
-                run_every("claim", max(1.0, s.broker_claim_idle_ms / 2000), self.completions.claim_abandoned,
-                          self.stop_event),
+                run_every(
+                    "claim",
+                    max(1.0, s.broker_claim_idle_ms / 2000),
+                    self.completions.claim_abandoned,
+                    self.stop_event,
+                ),
                 name="claim",
             ),
-            asyncio.create_task(run_every("janitor", 5.0, self.janitor.sweep, self.stop_event),
-                                name="janitor"),
-            asyncio.create_task(run_every("presence", 2.0, self._presence, self.stop_event),
-                                name="presence"),
+            asyncio.create_task(
+                run_every("janitor", 5.0, self.janitor.sweep, self.stop_event), name="janitor"
+            ),
+            asyncio.create_task(
+                run_every("presence", 2.0, self._presence, self.stop_event), name="presence"
+            ),
         ]
         logger.info("engine %s started (prefix %s)", self.broker_id, self.keys.prefix)
 
@@ -130,7 +148,12 @@ class Engine:
         run_id = new_run_id()
         task = asyncio.create_task(
             write_run(
-                self.redis, self.keys, self.scripts, plan, run_id=run_id, meta=meta,
+                self.redis,
+                self.keys,
+                self.scripts,
+                plan,
+                run_id=run_id,
+                meta=meta,
                 chunk=self.settings.expand_chunk,
             )
         )
@@ -150,8 +173,10 @@ class Engine:
         for runner, node in out:
             if runner:
                 await self.redis.xadd(
-                    self.keys.control(runner), {"op": "cancel", "run": run, "node": node},
-                    maxlen=1000, approximate=True,
+                    self.keys.control(runner),
+                    {"op": "cancel", "run": run, "node": node},
+                    maxlen=1000,
+                    approximate=True,
                 )
         return {"run": run, "state": "cancelled", "running_cancelled": len(out)}
 

@@ -21,8 +21,14 @@ class Janitor:
     """Runs under a short Redis lock so that of several brokers one does each pass."""
 
     def __init__(
-        self, redis: Redis, keys: Keys, scripts: Scripts, *, retention_s: float,
-        expand_timeout_s: float, owner: str,
+        self,
+        redis: Redis,
+        keys: Keys,
+        scripts: Scripts,
+        *,
+        retention_s: float,
+        expand_timeout_s: float,
+        owner: str,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -43,7 +49,8 @@ class Janitor:
         stale = await self.redis.zrangebyscore(self.keys.expanding(), "-inf", cutoff)
         for run in stale:
             out = await self.scripts.cancel_run(
-                run, "expansion interrupted: the broker stopped before the run was written",
+                run,
+                "expansion interrupted: the broker stopped before the run was written",
                 final="failed",
             )
             await self.redis.zrem(self.keys.expanding(), run)

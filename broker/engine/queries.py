@@ -12,12 +12,34 @@ if TYPE_CHECKING:
 
 RUN_INT_FIELDS = ("priority", "created_at", "started_at", "finished_at", "total")
 TASK_FIELDS = (
-    "state", "attempt", "class", "priority", "runner", "exit_code", "reason",
-    "dispatched_at", "started_at", "finished_at", "result", "tpl", "vars", "parents", "tail",
-    "fails", "lost",
+    "state",
+    "attempt",
+    "class",
+    "priority",
+    "runner",
+    "exit_code",
+    "reason",
+    "dispatched_at",
+    "started_at",
+    "finished_at",
+    "result",
+    "tpl",
+    "vars",
+    "parents",
+    "tail",
+    "fails",
+    "lost",
 )
-TASK_INT_FIELDS = ("attempt", "priority", "exit_code", "dispatched_at", "started_at",
-                   "finished_at", "fails", "lost")
+TASK_INT_FIELDS = (
+    "attempt",
+    "priority",
+    "exit_code",
+    "dispatched_at",
+    "started_at",
+    "finished_at",
+    "fails",
+    "lost",
+)
 
 
 def _int(value: str | None) -> int | None:
@@ -68,7 +90,12 @@ async def get_run(redis: Redis, keys: Keys, run: str) -> dict[str, Any] | None:
 
 
 async def get_tasks(
-    redis: Redis, keys: Keys, run: str, *, offset: int = 0, limit: int = 10_000,
+    redis: Redis,
+    keys: Keys,
+    run: str,
+    *,
+    offset: int = 0,
+    limit: int = 10_000,
     with_tail: bool = False,
 ) -> list[dict[str, Any]]:
     ids = await redis.lrange(keys.tasks(run), offset, offset + limit - 1)

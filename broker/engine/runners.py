@@ -28,16 +28,33 @@ logger = logging.getLogger(__name__)
 def lost_completion(fields: dict[str, str], runner: str, reason: str) -> list[str]:
     """complete.lua arguments reporting a dispatched entry as lost."""
     now = str(int(time.time() * 1000))
-    return [fields["run"], fields["node"], fields["attempt"], Outcome.LOST.value, runner,
-            "", reason, "", "", "0", now]
+    return [
+        fields["run"],
+        fields["node"],
+        fields["attempt"],
+        Outcome.LOST.value,
+        runner,
+        "",
+        reason,
+        "",
+        "",
+        "0",
+        now,
+    ]
 
 
 class RunnerWatch:
     """Computes capacity and reclaims the work of dead runners and expired leases."""
 
     def __init__(
-        self, redis: Redis, keys: Keys, scripts: Scripts, broker_id: str, *,
-        max_lost: int, lease_ms: int,
+        self,
+        redis: Redis,
+        keys: Keys,
+        scripts: Scripts,
+        broker_id: str,
+        *,
+        max_lost: int,
+        lease_ms: int,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -89,7 +106,12 @@ class RunnerWatch:
         )
         logger.warning(
             "reclaimed %d task(s) from %s on %s (%s): %d requeued/failed, %d already settled",
-            len(ids), runner, stream, reason, applied, ignored,
+            len(ids),
+            runner,
+            stream,
+            reason,
+            applied,
+            ignored,
         )
 
     async def reclaim_runner(self, rid: str, classes: set[str]) -> None:
@@ -127,8 +149,12 @@ class RunnerWatch:
             while True:
                 try:
                     nxt, entries, *_ = await self.redis.xautoclaim(
-                        stream, WORKER_GROUP, self.reaper, min_idle_time=self.lease_ms,
-                        start_id=start, count=200,
+                        stream,
+                        WORKER_GROUP,
+                        self.reaper,
+                        min_idle_time=self.lease_ms,
+                        start_id=start,
+                        count=200,
                     )
                 except Exception as e:
                     if "NOGROUP" in str(e):

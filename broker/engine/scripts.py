@@ -57,7 +57,7 @@ class Scripts:
         ack_ids: Sequence[str] = (),
         now: int | None = None,
     ) -> tuple[int, int, int]:
-        """Apply completions (fields in wire.COMPLETION_FIELDS order). → (applied, ignored, dispatched)."""
+        """Apply completions (COMPLETION_FIELDS order) → (applied, ignored, dispatched)."""
         args: list[str | int] = [*self._head(now), max_lost, ack_stream, ack_group, len(ack_ids)]
         args += list(ack_ids)
         for c in completions:

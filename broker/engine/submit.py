@@ -106,7 +106,9 @@ async def write_run(
         staged: dict[str, dict[str, int]] = {}
         for t in part:
             is_root = not t.parents
-            pipe.hset(keys.task(run_id, t.id), mapping=task_fields(t, "ready" if is_root else "pending"))
+            pipe.hset(
+                keys.task(run_id, t.id), mapping=task_fields(t, "ready" if is_root else "pending")
+            )
             if is_root:
                 staged.setdefault(t.rclass, {})[f"{run_id}:{t.id}"] = score(t.priority, seq)
                 seq += 1

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-
 from helpers import free_port
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -59,17 +58,30 @@ class Cluster:
     def _spawn(self, name: str, args: list[str]) -> Proc:
         log = self.tmp / f"{name}.log"
         fh = log.open("wb")
-        popen = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, env=self.env,
-                                 cwd=str(self.tmp))
+        popen = subprocess.Popen(
+            args, stdout=fh, stderr=subprocess.STDOUT, env=self.env, cwd=str(self.tmp)
+        )
         proc = Proc(name, popen, log)
         self.procs.append(proc)
         return proc
 
     def start_broker(self, *extra: str, port: int | None = None) -> tuple[Proc, str]:
         port = port or free_port()
-        args = [sys.executable, "-m", "broker.cli.main", "serve", "--redis-url", self.redis_url,
-                "--prefix", self.prefix, "--port", str(port), "--data-dir", str(self.data_dir),
-                *extra]
+        args = [
+            sys.executable,
+            "-m",
+            "broker.cli.main",
+            "serve",
+            "--redis-url",
+            self.redis_url,
+            "--prefix",
+            self.prefix,
+            "--port",
+            str(port),
+            "--data-dir",
+            str(self.data_dir),
+            *extra,
+        ]
         proc = self._spawn(f"broker-{port}", args)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -84,11 +96,34 @@ class Cluster:
                     raise RuntimeError(f"broker did not start:\n{proc.output()}") from None
                 time.sleep(0.05)
 
-    def start_worker(self, *extra: str, name: str, classes: str = "cpu", slots: int = 2,
-                     heartbeat_ttl: float = 2.0) -> Proc:
-        args = [sys.executable, "-m", "worker", "--redis-url", self.redis_url, "--prefix",
-                self.prefix, "--classes", classes, "--slots", str(slots), "--id", name,
-                "--data-dir", str(self.tmp / name), "--heartbeat-ttl", str(heartbeat_ttl), *extra]
+    def start_worker(
+        self,
+        *extra: str,
+        name: str,
+        classes: str = "cpu",
+        slots: int = 2,
+        heartbeat_ttl: float = 2.0,
+    ) -> Proc:
+        args = [
+            sys.executable,
+            "-m",
+            "worker",
+            "--redis-url",
+            self.redis_url,
+            "--prefix",
+            self.prefix,
+            "--classes",
+            classes,
+            "--slots",
+            str(slots),
+            "--id",
+            name,
+            "--data-dir",
+            str(self.tmp / name),
+            "--heartbeat-ttl",
+            str(heartbeat_ttl),
+            *extra,
+        ]
         return self._spawn(name, args)
 
     def stop_all(self) -> None:
@@ -104,8 +139,13 @@ class Cluster:
 async def api(url: str, method: str, path: str, body: Any = None, **params: Any) -> Any:
     async with aiohttp.ClientSession() as http:
         data = json.dumps(body) if body is not None else None
-        async with http.request(method, url + path, data=data, params=params or None,
-                                headers={"Content-Type": "application/json"}) as r:
+        async with http.request(
+            method,
+            url + path,
+            data=data,
+            params=params or None,
+            headers={"Content-Type": "application/json"},
+        ) as r:
             out = await r.json()
             if r.status >= 400:
                 raise AssertionError(f"{method} {path} → {r.status}: {out}")
@@ -118,8 +158,9 @@ async def publish_and_run(url: str, wf: dict[str, Any], **execute: Any) -> str:
     return str(out["run"])
 
 
-async def wait_run(url: str, run: str, timeout_s: float = 60, cluster: Cluster | None = None
-                   ) -> dict[str, Any]:
+async def wait_run(
+    url: str, run: str, timeout_s: float = 60, cluster: Cluster | None = None
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
         st = await api(url, "GET", "/api/v1/workflow/status", run=run)

@@ -1,14 +1,14 @@
-"""Invariants tested by breaking them: kill -9 workers and brokers, replay completions, race brokers."""
+"""Invariants tested by breaking them: kill -9 workers and brokers, replays, racing brokers."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from e2e.cluster import Cluster, api, publish_and_run, wait_run
 from helpers import wait_until
 
 from broker.wire import Completion, Outcome
+from e2e.cluster import Cluster, api, publish_and_run, wait_run
 
 
 def by_id(st: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -25,7 +25,7 @@ def assert_dependency_order(st: dict[str, Any]) -> None:
 
 DIAMOND = {
     "name": "diamond",
-    "params": {"word": "it's a \"test\"; $(echo x)"},
+    "params": {"word": 'it\'s a "test"; $(echo x)'},
     "nodes": {
         "prepare": {"command": "echo {{word}} > /dev/null && echo '{\"n\": 20}' > $DAGB_RESULT"},
         "left": {"command": "cat $DAGB_INPUTS > /dev/null; echo 1", "after": ["prepare"]},
@@ -156,9 +156,7 @@ async def test_priority_overtakes_with_one_slot(cluster: Cluster) -> None:
     gate.touch()
     low_st = await wait_run(url, low_run, cluster=cluster)
     high_st = await wait_run(url, high_run, cluster=cluster)
-    starts = sorted(
-        [(t["started_at"], t["id"]) for t in low_st["tasks"] + high_st["tasks"]]
-    )
+    starts = sorted([(t["started_at"], t["id"]) for t in low_st["tasks"] + high_st["tasks"]])
     order = [tid for _, tid in starts]
     # blocker first (it held the slot); every high task before any low; FIFO within a priority.
     assert order[0] == "blocker"
@@ -169,8 +167,10 @@ async def test_priority_overtakes_with_one_slot(cluster: Cluster) -> None:
 async def test_cancel_running_run(cluster: Cluster) -> None:
     _, url = cluster.start_broker()
     cluster.start_worker(name="w1", slots=2)
-    wf = {"name": "long", "nodes": {"long": {"command": "sleep 60"},
-                                    "after": {"command": "true", "after": ["long"]}}}
+    wf = {
+        "name": "long",
+        "nodes": {"long": {"command": "sleep 60"}, "after": {"command": "true", "after": ["long"]}},
+    }
     run = await publish_and_run(url, wf)
     from helpers import wait_until
 

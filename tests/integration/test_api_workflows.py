@@ -25,8 +25,9 @@ DIAMOND = {
 
 @pytest.fixture
 async def client(aiohttp_client: Any, redis_server: Any, prefix: str, tmp_path: Any) -> TestClient:
-    settings = Settings(data_dir=str(tmp_path), redis_url=redis_server.url, prefix=prefix,
-                        max_body_bytes=64 * 1024)
+    settings = Settings(
+        data_dir=str(tmp_path), redis_url=redis_server.url, prefix=prefix, max_body_bytes=64 * 1024
+    )
     return await aiohttp_client(create_app(settings))
 
 
@@ -43,8 +44,9 @@ async def state_snapshot(client: TestClient, rds: Any, prefix: str) -> tuple[lis
 
 async def publish(client: TestClient, doc: Any) -> Any:
     body = doc if isinstance(doc, bytes | str) else json.dumps(doc)
-    return await client.post("/api/v1/workflow/publish", data=body,
-                             headers={"Content-Type": "application/json"})
+    return await client.post(
+        "/api/v1/workflow/publish", data=body, headers={"Content-Type": "application/json"}
+    )
 
 
 async def test_publish_execute_status(client: TestClient) -> None:
@@ -52,8 +54,9 @@ async def test_publish_execute_status(client: TestClient) -> None:
     assert r.status == 201, await r.text()
     pub = await r.json()
     assert pub["name"] == "diamond" and len(pub["revision"]) == 40 and pub["nodes"] == 4
-    r = await client.post("/api/v1/workflow/execute",
-                          json={"name": "diamond", "params": {"greeting": "hello"}})
+    r = await client.post(
+        "/api/v1/workflow/execute", json={"name": "diamond", "params": {"greeting": "hello"}}
+    )
     assert r.status == 201, await r.text()
     ex = await r.json()
     assert ex["revision"] == pub["revision"] and ex["tasks"] == 4
@@ -80,39 +83,66 @@ async def test_republish_same_content_is_unchanged(client: TestClient) -> None:
     changed = {**DIAMOND, "description": "v2"}
     third = await (await publish(client, changed)).json()
     assert third["revision"] != first["revision"]
-    r = await client.get("/api/v1/workflow/get",
-                         params={"name": "diamond", "revision": first["revision"][:10]})
+    r = await client.get(
+        "/api/v1/workflow/get", params={"name": "diamond", "revision": first["revision"][:10]}
+    )
     assert (await r.json())["workflow"].get("description") is None
 
 
 BAD_SPECS = [
-    pytest.param(b'{"name": "x", "nodes": {', 400, "bad_request", "invalid JSON", id="invalid-json"),
     pytest.param(
-        {"name": "x", "nodes": {"a": {"command": "true", "after": ["c"]},
-                                "b": {"command": "true", "after": ["a"]},
-                                "c": {"command": "true", "after": ["b"]}}},
-        422, "invalid_workflow", "dependency cycle", id="cycle",
+        b'{"name": "x", "nodes": {', 400, "bad_request", "invalid JSON", id="invalid-json"
+    ),
+    pytest.param(
+        {
+            "name": "x",
+            "nodes": {
+                "a": {"command": "true", "after": ["c"]},
+                "b": {"command": "true", "after": ["a"]},
+                "c": {"command": "true", "after": ["b"]},
+            },
+        },
+        422,
+        "invalid_workflow",
+        "dependency cycle",
+        id="cycle",
     ),
     pytest.param(
         {"name": "x", "nodes": {"a": {"command": "true", "after": ["ghost"]}}},
-        422, "invalid_workflow", "node 'a', field 'after[0]': unknown dependency 'ghost'",
+        422,
+        "invalid_workflow",
+        "node 'a', field 'after[0]': unknown dependency 'ghost'",
         id="unknown-dep",
     ),
     pytest.param(
         {"name": "x", "nodes": {"a": {"command": "true", "retries": "three"}}},
-        422, "invalid_workflow", "node 'a', field 'retries'", id="wrong-type",
+        422,
+        "invalid_workflow",
+        "node 'a', field 'retries'",
+        id="wrong-type",
     ),
     pytest.param(
         {"name": "x", "nodes": {"a": {"command": "true", "comand": "typo"}}},
-        422, "invalid_workflow", "comand", id="unknown-field",
+        422,
+        "invalid_workflow",
+        "comand",
+        id="unknown-field",
     ),
     pytest.param(
         b'{"name": "x", "nodes": {"a": {"command": "true"}, "a": {"command": "false"}}}',
-        422, "invalid_workflow", "duplicate node id 'a'", id="duplicate-id",
+        422,
+        "invalid_workflow",
+        "duplicate node id 'a'",
+        id="duplicate-id",
     ),
     pytest.param(
-        json.dumps({"name": "x", "description": "y" * 70_000, "nodes": {"a": {"executor": "noop"}}}),
-        413, "payload_too_large", "too large", id="oversized",
+        json.dumps(
+            {"name": "x", "description": "y" * 70_000, "nodes": {"a": {"executor": "noop"}}}
+        ),
+        413,
+        "payload_too_large",
+        "too large",
+        id="oversized",
     ),
 ]
 
@@ -133,9 +163,18 @@ async def test_bad_spec_is_rejected_and_writes_nothing(
 
 
 async def test_cycle_reports_its_nodes(client: TestClient) -> None:
-    r = await publish(client, {"name": "x", "nodes": {
-        "a": {"command": "true", "after": ["c"]}, "b": {"command": "true", "after": ["a"]},
-        "c": {"command": "true", "after": ["b"]}, "d": {"command": "true", "after": ["a"]}}})
+    r = await publish(
+        client,
+        {
+            "name": "x",
+            "nodes": {
+                "a": {"command": "true", "after": ["c"]},
+                "b": {"command": "true", "after": ["a"]},
+                "c": {"command": "true", "after": ["b"]},
+                "d": {"command": "true", "after": ["a"]},
+            },
+        },
+    )
     err = (await r.json())["error"]
     cycle = err["details"]["cycle"]
     assert set(cycle) == {"a", "b", "c"} and cycle[0] == cycle[-1]

@@ -53,7 +53,7 @@ async def test_starts_on_socket_with_safe_persistent_config(embedded: EmbeddedRe
         assert config["maxmemory-policy"] == "noeviction"
         assert config["save"] == ""
         assert config["port"] == "0"
-        assert Path(config["dir"]) == embedded.dir
+        assert Path(str(config["dir"])) == embedded.dir
         await check_redis_safe(client)
     finally:
         await client.aclose()
@@ -93,6 +93,14 @@ async def test_appendfsync_is_configurable(tmp_path: Path) -> None:
     async with EmbeddedRedis(tmp_path, appendfsync="always") as server:
         client = aredis.Redis.from_url(server.url, decode_responses=True)
         assert (await client.config_get("appendfsync"))["appendfsync"] == "always"
+        await client.aclose()
+
+
+async def test_odd_characters_in_the_data_dir(tmp_path: Path) -> None:
+    async with EmbeddedRedis(tmp_path / "my data #1") as server:
+        assert server.uses_socket
+        client = aredis.Redis.from_url(server.url)
+        assert await client.ping()
         await client.aclose()
 
 
@@ -206,7 +214,8 @@ async def test_policy_read_from_info_when_config_is_forbidden(
     throwaway_server: RedisServer,
 ) -> None:
     admin = aredis.Redis.from_url(throwaway_server.url)
-    await admin.execute_command("ACL", "SETUSER", "app", "on", ">pw", "~*", "+@all", "-config")
+    await admin.acl_setuser("app", enabled=True, passwords=["+pw"], keys=["*"],
+                            commands=["+@all", "-config"])
     restricted = aredis.Redis.from_url(throwaway_server.url, username="app", password="pw")
     try:
         await check_redis_safe(restricted)  # noeviction, learnt from INFO memory

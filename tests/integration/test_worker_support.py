@@ -164,7 +164,7 @@ def file_exists(path: Path) -> Callable[[], Awaitable[bool]]:
     """A wait_until predicate: the file exists."""
 
     async def check() -> bool:
-        return os.path.exists(path)  # noqa: ASYNC240 (a test predicate; a stat is instant)
+        return os.path.exists(path)
 
     return check
 

@@ -20,6 +20,8 @@ from broker.cli.client import (
     BrokerClient,
     ClientError,
     ProgressPrinter,
+    RunWatcher,
+    Unreachable,
     add_client_commands,
     format_counts,
     format_duration_ms,
@@ -138,8 +140,8 @@ def test_progress_key_of_a_finished_run_carries_the_reason() -> None:
 
 @pytest.mark.parametrize(
     ("ms", "text"),
-    [(None, "-"), (-5, "-"), (0, "0.0s"), (870, "0.9s"), (59_940, "59.9s"), (59_960, "1m00s"), (75_000, "1m15s"),
-     (3_599_000, "59m59s"), (7_380_000, "2h03m")],
+    [(None, "-"), (-5, "-"), (0, "0.0s"), (870, "0.9s"), (59_940, "59.9s"), (59_960, "1m00s"),
+     (75_000, "1m15s"), (3_599_000, "59m59s"), (3_599_700, "1h00m"), (7_380_000, "2h03m")],
 )
 def test_format_duration(ms: float | None, text: str) -> None:
     assert format_duration_ms(ms) == text
@@ -211,6 +213,38 @@ def test_plain_printer_prints_lines() -> None:
     assert out.getvalue() == "12:00:01 a\ntask x failed\n12:00:03 b\n"
 
 
+class ScriptedClient(BrokerClient):
+    """Answers status() from a script; an exception in the script is raised instead."""
+
+    def __init__(self, script: list[Any]) -> None:
+        super().__init__("http://127.0.0.1:1")
+        self.script = script
+
+    def status(self, run: str, tasks: bool = True) -> Any:
+        answer = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_watch_survives_a_broker_restart() -> None:
+    down = Unreachable("cannot reach the broker", {"reason": "Connection refused"})
+    client = ScriptedClient([
+        {"run": run_doc("running", {"running": 1, "pending": 3})}, down, down,
+        {"run": run_doc("succeeded", {"succeeded": 4})},
+    ])
+    out = io.StringIO()
+    naps: list[float] = []
+    final = RunWatcher(client, "r1abc", ProgressPrinter(out, tty=False), clock=lambda: NOON_S,
+                       sleep=naps.append).watch()
+    assert final["run"]["state"] == "succeeded"
+    lines = out.getvalue().splitlines()
+    assert lines[1].startswith("12:00:01 lost contact with the broker (Connection refused)")
+    assert lines[2] == "12:00:01 reconnected to the broker"
+    assert len(lines) == 4
+    assert naps == [cli.WATCH_INTERVAL_S] * 3
+
+
 # -- the verbs against a canned HTTP server -------------------------------------------------------
 
 
@@ -235,7 +269,7 @@ class FakeBroker:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
             def _answer(self) -> None:
