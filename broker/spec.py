@@ -21,9 +21,36 @@ Name = Annotated[str, Meta(pattern=NAME_PATTERN)]
 Priority = Annotated[int, Meta(ge=PRIORITY_MIN, le=PRIORITY_MAX)]
 Seconds = Annotated[float, Meta(ge=0)]
 
-# Executors this broker can run. Others (slurm, ssh, aws_batch, event) arrive with their issues.
-Executor = Literal["shell", "python", "noop"]
+# Executors a node may name. A worker advertises which it has; a task waits for a runner that
+# has its executor (`event` tasks are completed by the broker when their event arrives).
+Executor = Literal["shell", "python", "noop", "slurm", "ssh", "aws_batch", "event"]
 Trigger = Literal["all_success", "all_done"]
+CompareOp = Literal["==", "!=", "<", "<=", ">", ">="]
+ArtifactName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-/*?\[\]]{0,255}$")]
+
+
+class Condition(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """A pre- or post-condition; exactly one of file, artifact, command, result is set.
+
+    `result` names an upstream value as `<node>` or `<node>.<key>[.<key>…]`, compared with
+    `op` against `value`.
+    """
+
+    file: str | None = None
+    artifact: str | None = None
+    command: str | list[str] | None = None
+    result: str | None = None
+    op: CompareOp = "=="
+    value: Any = None
+    description: str = ""
+
+
+class SubWorkflow(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """The body of an ensemble node: copied once per parameter combination."""
+
+    nodes: dict[NodeId, Node]
+    params: dict[Annotated[str, Meta(pattern=r"^[A-Za-z_]\w*$")], Any] = {}
+    defaults: NodeDefaults | None = None
 
 
 class Resources(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
@@ -72,6 +99,24 @@ class Node(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaul
     env: dict[str, str] | None = None
     workdir: str | None = None
     matrix: dict[Annotated[str, Meta(pattern=r"^[A-Za-z_]\w*$")], list[Any]] | None = None
+    # ensembles (issue 3): kind "ensemble" + workflow + parameters (a list of dicts, or a matrix)
+    kind: Literal["task", "ensemble"] = "task"
+    workflow: SubWorkflow | None = None
+    parameters: list[dict[str, Any]] | dict[str, list[Any]] | None = None
+    # conditions (issue 3): pre re-checked with backoff up to pre_retries; post checked once
+    pre: list[Condition] = []
+    post: list[Condition] = []
+    pre_retries: Annotated[int, Meta(ge=0, le=1000)] = 10
+    pre_backoff: Seconds = 1.0
+    # artifacts (issue 5): names (or globs, for outputs) relative to the task's workdir
+    inputs: list[ArtifactName] = []
+    outputs: list[ArtifactName] = []
+    # executor-specific (issue 5): ssh inventory host, container image for aws_batch
+    host: str | None = None
+    image: str | None = None
+    init: str | list[str] | None = None  # runs once per batch before its tasks
+    # events (issue 4): an `event` node waits until this key is pushed
+    wait_for: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:\-]{1,200}$")] | None = None
 
 
 class Workflow(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
@@ -101,6 +146,18 @@ class TaskSpec(msgspec.Struct, kw_only=True, omit_defaults=True):
     memory_mb: int | None = None
     gpus: int = 0
     walltime_s: float | None = None
+    disk_mb: int | None = None
+    labels: dict[str, str] = {}
+    inputs: list[str] = []
+    outputs: list[str] = []
+    pre: list[Condition] = []
+    post: list[Condition] = []
+    pre_retries: int = 10
+    pre_backoff_s: float = 1.0
+    host: str | None = None
+    image: str | None = None
+    init: str | list[str] | None = None
+    wait_for: str | None = None
 
 
 workflow_decoder = msgspec.json.Decoder(Workflow)

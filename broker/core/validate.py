@@ -84,8 +84,35 @@ def _batch_key(spec: TaskSpec, rclass: str) -> str:
 
 
 def _check_executor(nid: str, node: Node, executor: str, errs: _Errors) -> None:
-    if executor == "shell" and not node.command:
-        errs.add(nid, "command", "a shell node needs a command")
+    if node.kind == "ensemble":
+        _check_ensemble(nid, node, errs)
+        return
+    if node.workflow is not None or node.parameters is not None:
+        errs.add(nid, "kind", "workflow/parameters belong to a node of kind 'ensemble'")
+    if executor in ("shell", "slurm", "ssh") and not node.command:
+        errs.add(nid, "command", f"a {executor} node needs a command")
+    if executor == "ssh" and not node.host:
+        errs.add(nid, "host", "an ssh node needs a host (a name from the runner's inventory)")
+    if executor == "aws_batch" and not node.image:
+        errs.add(nid, "image", "an aws_batch node needs a container image")
+    if executor == "event" and not node.wait_for:
+        errs.add(nid, "wait_for", "an event node needs wait_for (the event key it waits for)")
+    if executor != "event" and node.wait_for:
+        errs.add(nid, "wait_for", "wait_for is for nodes with executor 'event'")
+    _check_python_and_noop(nid, node, executor, errs)
+    _check_conditions(nid, node, errs)
+
+
+def _check_conditions(nid: str, node: Node, errs: _Errors) -> None:
+    for field in ("pre", "post"):
+        for i, cond in enumerate(getattr(node, field)):
+            given = [f for f in ("file", "artifact", "command", "result") if getattr(cond, f)]
+            if len(given) != 1:
+                errs.add(nid, f"{field}[{i}]",
+                         "a condition needs exactly one of file, artifact, command, result")
+
+
+def _check_python_and_noop(nid: str, node: Node, executor: str, errs: _Errors) -> None:
     if executor == "python":
         given = [f for f in ("script", "callable", "command") if getattr(node, f)]
         if len(given) != 1:
@@ -94,6 +121,15 @@ def _check_executor(nid: str, node: Node, executor: str, errs: _Errors) -> None:
         errs.add(nid, "command", "a noop node runs nothing; remove command/script/callable")
     if executor != "python" and node.kwargs:
         errs.add(nid, "kwargs", "kwargs are for python callables only")
+
+
+def _check_ensemble(nid: str, node: Node, errs: _Errors) -> None:
+    if node.workflow is None:
+        errs.add(nid, "workflow", "an ensemble node needs a workflow (its sub-workflow)")
+    if not node.parameters:
+        errs.add(nid, "parameters", "an ensemble node needs parameters (a list, or a matrix)")
+    if node.command or node.script or node.callable or node.matrix:
+        errs.add(nid, "kind", "an ensemble node runs its workflow; remove command/script/matrix")
 
 
 def _placeholder_texts(node: Node, env: dict[str, str]) -> list[tuple[str, str]]:
@@ -127,8 +163,9 @@ def _resolve_node(
     except ValueError as e:
         errs.add(nid, "resources.walltime", str(e))
         wall = None
+    disk = None
     try:
-        memory_mb(res.disk)
+        disk = memory_mb(res.disk)
     except ValueError as e:
         errs.add(nid, "resources.disk", str(e))
     env = {**(defaults.env or {}), **(node.env or {})}
@@ -153,6 +190,18 @@ def _resolve_node(
         memory_mb=mem,
         gpus=res.gpus,
         walltime_s=wall,
+        disk_mb=disk,
+        labels=res.labels,
+        inputs=node.inputs,
+        outputs=node.outputs,
+        pre=node.pre,
+        post=node.post,
+        pre_retries=node.pre_retries,
+        pre_backoff_s=node.pre_backoff,
+        host=node.host,
+        image=node.image,
+        init=node.init,
+        wait_for=node.wait_for,
     )
     rclass = resource_class(res.class_, res.gpus, mem)
     return ResolvedNode(

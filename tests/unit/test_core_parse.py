@@ -367,7 +367,7 @@ def test_invalid_node_id_is_reported_readably() -> None:
 @pytest.mark.parametrize(
     ("node", "field"),
     [
-        ({"command": "x", "executor": "slurm"}, "executor"),
+        ({"command": "x", "executor": "docker"}, "executor"),
         ({"command": "x", "trigger": "one_success"}, "trigger"),
         ({"command": "x", "priority": 1001}, "priority"),
         ({"command": "x", "priority": -1001}, "priority"),

@@ -2,22 +2,27 @@
 
 Killing always targets the whole group: SIGTERM, then SIGKILL after kill_grace_s (or as
 soon as the main process is gone). A task's process group is also killed when its main
-process exits, so nothing it started outlives the slot it used.
+process exits, so nothing it started outlives the slot it used, and when the worker itself
+dies, however it dies: the group is led by a lifeline watcher (see lifeline.py) that kills
+it as soon as the worker is gone. The task process is still the worker's direct child.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import time
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
+from worker.executors.lifeline import Lifeline, signal_group
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path
+
+__all__ = ["ProcessResult", "kill_group", "now_ms", "run_process", "signal_group"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,17 +38,15 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-async def kill_group(proc: asyncio.subprocess.Process, grace_s: float) -> None:
+async def kill_group(
+    proc: asyncio.subprocess.Process, grace_s: float, pgid: int | None = None
+) -> None:
     """SIGTERM the group, wait for the main process up to grace_s, SIGKILL the group."""
-    signal_group(proc.pid, signal.SIGTERM)
+    pgid = proc.pid if pgid is None else pgid
+    signal_group(pgid, signal.SIGTERM)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(proc.wait(), grace_s)
-    signal_group(proc.pid, signal.SIGKILL)
+    signal_group(pgid, signal.SIGKILL)
     await proc.wait()
 
 
@@ -70,6 +73,15 @@ async def _wait_exit(
     return stopper not in done, stopper in done
 
 
+async def _spawn(
+    argv: Sequence[str], env: Mapping[str, str], cwd: str | None, log: IO[bytes], pgid: int
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
+        env=dict(env), cwd=cwd, process_group=pgid,
+    )
+
+
 async def run_process(
     argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None, log_path: Path,
     timeout_s: float | None, stop: asyncio.Event, kill_grace_s: float,
@@ -77,21 +89,24 @@ async def run_process(
     """Spawn argv (no shell) and wait; OSError if it cannot start (missing program or cwd)."""
     log = await asyncio.to_thread(_open_log, log_path)
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
-            env=dict(env), cwd=cwd, start_new_session=True,
-        )
-    finally:
+        lifeline = Lifeline()  # the group's leader: the group dies if this worker does
+    except BaseException:
         log.close()
-    started_at_ms = now_ms()
-    try:
-        timed_out, stopped = await _wait_exit(proc, stop, timeout_s)
-    except BaseException:  # the worker itself is being cancelled: leave nothing behind
-        await asyncio.shield(kill_group(proc, kill_grace_s))
         raise
-    if timed_out or stopped:
-        await kill_group(proc, kill_grace_s)
-    else:
-        signal_group(proc.pid, signal.SIGKILL)  # leftovers of a finished task
+    try:
+        try:
+            proc = await _spawn(argv, env, cwd, log, lifeline.pgid)
+        finally:
+            log.close()
+        started_at_ms = now_ms()
+        try:
+            timed_out, stopped = await _wait_exit(proc, stop, timeout_s)
+        except BaseException:  # the worker itself is being cancelled: leave nothing behind
+            await asyncio.shield(kill_group(proc, kill_grace_s, lifeline.pgid))
+            raise
+        if timed_out or stopped:
+            await kill_group(proc, kill_grace_s, lifeline.pgid)
+    finally:
+        await asyncio.shield(lifeline.close())  # leftovers of the task, and the leader
     assert proc.returncode is not None
     return ProcessResult(proc.returncode, timed_out, stopped, started_at_ms, now_ms())
