@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from broker.api import system, workflows
+from broker.api import revisions_api, system, workflows
 
 API = "/api/v1"
 
@@ -14,14 +14,14 @@ def route_table() -> list[web.RouteDef]:
         web.get("/", system.index),
         web.get(f"{API}/status", system.status),
         web.get(f"{API}/queue/status", system.queue_status),
-        web.post(f"{API}/workflow/publish", workflows.publish),
+        web.post(f"{API}/workflow/publish", revisions_api.publish),
         web.post(f"{API}/workflow/execute", workflows.execute),
         web.get(f"{API}/workflow/status", workflows.status),
         web.post(f"{API}/workflow/status", workflows.status),
         web.post(f"{API}/workflow/cancel", workflows.cancel),
-        web.get(f"{API}/workflow/get", workflows.get_workflow),
-        web.get(f"{API}/workflows", workflows.list_workflows),
-        web.get(f"{API}/workflows/{{name}}", workflows.get_workflow),
+        web.get(f"{API}/workflow/get", revisions_api.get_workflow),
+        web.get(f"{API}/workflows", revisions_api.list_workflows),
+        web.get(f"{API}/workflows/{{name}}", revisions_api.get_workflow),
         web.get(f"{API}/runs", workflows.list_runs),
         web.get(f"{API}/runs/{{run}}", workflows.run_by_id),
         web.post(f"{API}/runs/{{run}}/cancel", workflows.cancel_by_id),

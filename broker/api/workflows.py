@@ -1,44 +1,17 @@
-"""Handlers: publish, execute, status, cancel, get, list (the /api/v1/workflow/* seed routes)."""
+"""Handlers for runs: execute, status, cancel, list (seed routes /api/v1/workflow/* + /runs)."""
 
 from __future__ import annotations
-
-import json
 
 from aiohttp import web
 
 from broker.api.appkeys import ENGINE, REVISIONS, SETTINGS
+from broker.api.auth import request_user
 from broker.api.codec import convert, read_args, read_json
-from broker.api.models import ExecuteRequest, PublishEnvelope, RunRequest
+from broker.api.models import ExecuteRequest, RunRequest
 from broker.core.expand import expand
-from broker.core.parse import load_document, parse_workflow, to_workflow
-from broker.core.validate import resolve
+from broker.core.parse import parse_workflow
 from broker.engine import queries
 from broker.errors import BadRequest
-
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
-
-
-async def publish(request: web.Request) -> web.Response:
-    """Validate a workflow and commit it; 201 with the commit sha."""
-    raw = await request.read()
-    fmt = "yaml" if request.content_type in YAML_TYPES else "json"
-    doc = load_document(raw, fmt)
-    message = request.query.get("message")
-    if isinstance(doc, dict) and "workflow" in doc and "nodes" not in doc:
-        env = convert(doc, PublishEnvelope)
-        doc, message = env.workflow, env.message or message
-    wf = to_workflow(doc)
-    nodes, _ = resolve(wf)
-    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-    sha, changed = await request.app[REVISIONS].save(
-        wf.name,
-        text,
-        author="anonymous",
-        message=message or f"publish {wf.name} ({len(nodes)} nodes)",
-    )
-    return web.json_response(
-        {"name": wf.name, "revision": sha, "nodes": len(nodes), "changed": changed}, status=201
-    )
 
 
 async def execute(request: web.Request) -> web.Response:
@@ -47,12 +20,13 @@ async def execute(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object", {"path": "$"})
     req = convert(body, ExecuteRequest)
+    user = request_user(request)
     text, sha = await request.app[REVISIONS].load(req.name, req.revision)
     wf = parse_workflow(text)
     settings = request.app[SETTINGS]
     plan = expand(wf, req.params, req.priority, max_tasks=settings.max_tasks)
     run = await request.app[ENGINE].submit(
-        plan, {"workflow": wf.name, "revision": sha, "owner": "anonymous"}
+        plan, {"workflow": wf.name, "revision": sha, "owner": user.id}
     )
     return web.json_response(
         {"run": run, "name": wf.name, "revision": sha, "tasks": len(plan.tasks)}, status=201
@@ -67,18 +41,6 @@ async def status(request: web.Request) -> web.Response:
 async def cancel(request: web.Request) -> web.Response:
     req = await read_args(request, RunRequest)
     return web.json_response(await request.app[ENGINE].cancel(req.run))
-
-
-async def get_workflow(request: web.Request) -> web.Response:
-    name = request.query.get("name") or request.match_info.get("name")
-    if not name:
-        raise BadRequest("missing argument 'name'", {"field": "name"})
-    text, sha = await request.app[REVISIONS].load(name, request.query.get("revision"))
-    return web.json_response({"name": name, "revision": sha, "workflow": json.loads(text)})
-
-
-async def list_workflows(request: web.Request) -> web.Response:
-    return web.json_response({"workflows": await request.app[REVISIONS].names()})
 
 
 async def run_by_id(request: web.Request) -> web.Response:
