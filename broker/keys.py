@@ -44,6 +44,10 @@ class Keys:
         """Sorted set of run ids, score = creation time (ms)."""
         return f"{self.prefix}:runs"
 
+    def runs_of(self, owner: str) -> str:
+        """Sorted set of one owner's run ids, score = creation time (ms)."""
+        return f"{self.prefix}:runs:owner:{owner}"
+
     def expanding(self) -> str:
         """Sorted set of runs being expanded, score = last progress of their writer (ms)."""
         return f"{self.prefix}:runs:expanding"

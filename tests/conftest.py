@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -109,3 +110,28 @@ def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def admin_token(data_dir: Path) -> str:
+    """The token the broker wrote on first start (`{data_dir}/admin.token`)."""
+    return (Path(data_dir) / "admin.token").read_text().strip()
+
+
+@pytest.fixture
+def make_client(aiohttp_client: Any, redis_server: RedisServer, prefix: str, tmp_path: Path) -> Any:
+    """Factory: a test client of the real app on the test Redis, authenticated as the admin.
+
+    `await make_client(**settings_overrides)`; `client.token` holds the admin token.
+    """
+    from broker.api.app import create_app
+    from broker.config import Settings
+
+    async def make(**overrides: Any) -> Any:
+        opts: dict[str, Any] = {"data_dir": str(tmp_path / "broker"), "redis_url": redis_server.url,
+                                "prefix": prefix, **overrides}
+        client = await aiohttp_client(create_app(Settings(**opts)))
+        client.token = admin_token(Path(opts["data_dir"]))
+        client.session.headers["Authorization"] = f"Bearer {client.token}"
+        return client
+
+    return make

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,11 +12,17 @@ import redis.asyncio as aredis
 from aiohttp import web
 
 from broker.api.appkeys import EMBEDDED, ENGINE, REDIS, REVISIONS, SETTINGS
+from broker.api.audit import audit_middleware
+from broker.api.auth import AUTH_STORE, auth_middleware
 from broker.api.errors import error_middleware
+from broker.api.history_keys import DB
 from broker.api.routes import route_table
+from broker.auth.bootstrap import admin_token_path, ensure_admin
+from broker.auth.store import AuthStore
 from broker.config import Settings
 from broker.embedded_redis import EmbeddedRedis, check_redis_safe
 from broker.engine.engine import Engine
+from broker.history.db import open_db
 from broker.revisions import RevisionStore
 
 logger = logging.getLogger(__name__)
@@ -51,6 +58,23 @@ async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
     await engine.stop()
 
 
+async def history_ctx(app: web.Application) -> AsyncIterator[None]:
+    """SQLite (users, tokens, audit); on first start, the admin and its token file."""
+    settings = app[SETTINGS]
+    async with open_db(settings.data_path / "dagbroker.db") as db:
+        app[DB] = db
+        store = AuthStore(db)
+        app[AUTH_STORE] = store
+        token = await ensure_admin(store, settings.data_path)
+        if token is not None:
+            print(
+                f"admin token (shown once; also in {admin_token_path(settings.data_path)}): "
+                f"{token}",
+                flush=True,
+            )
+        yield
+
+
 async def revisions_ctx(app: web.Application) -> AsyncIterator[None]:
     store = RevisionStore(app[SETTINGS].data_path / "workflows.git")
     app[REVISIONS] = store
@@ -61,17 +85,27 @@ async def revisions_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     """Build the application; resources start with the app and stop in reverse order."""
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[error_middleware, auth_middleware, audit_middleware],
+    )
     app[SETTINGS] = settings
-    app.cleanup_ctx.extend([redis_ctx, engine_ctx, revisions_ctx])
+    app.cleanup_ctx.extend([history_ctx, redis_ctx, engine_ctx, revisions_ctx])
     app.add_routes(route_table())
     return app
 
 
 def write_address_file(settings: Settings, url: str) -> Path:
-    """`{data_dir}/broker.json` tells local CLI commands where the broker listens."""
+    """`{data_dir}/broker.json` (mode 0600) tells local CLI commands where the broker listens
+    and, on the broker's own machine, the admin token to use."""
     path = settings.data_path / "broker.json"
     for wildcard in ("0.0.0.0", "[::]", "::"):
         url = url.replace(f"//{wildcard}:", "//127.0.0.1:")
-    path.write_text(json.dumps({"url": url}) + "\n")
+    doc: dict[str, str] = {"url": url}
+    token_file = admin_token_path(settings.data_path)
+    if token_file.exists():
+        doc["token"] = token_file.read_text().strip()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(doc) + "\n")
     return path

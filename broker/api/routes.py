@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from broker.api import revisions_api, system, workflows
+from broker.api import audit, revisions_api, system, users, workflows
 
 API = "/api/v1"
 
@@ -25,4 +25,12 @@ def route_table() -> list[web.RouteDef]:
         web.get(f"{API}/runs", workflows.list_runs),
         web.get(f"{API}/runs/{{run}}", workflows.run_by_id),
         web.post(f"{API}/runs/{{run}}/cancel", workflows.cancel_by_id),
+        web.post(f"{API}/users", users.create_user),
+        web.get(f"{API}/users", users.list_users),
+        web.get(f"{API}/users/me", users.whoami),
+        web.post(f"{API}/tokens", users.create_token),
+        web.get(f"{API}/tokens", users.list_tokens),
+        web.delete(f"{API}/tokens/{{id}}", users.revoke_token),
+        web.post(f"{API}/tokens/{{id}}/revoke", users.revoke_token),
+        web.get(f"{API}/audit", audit.list_audit),
     ]

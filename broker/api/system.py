@@ -8,11 +8,14 @@ from aiohttp import web
 
 import broker
 from broker.api.appkeys import EMBEDDED, ENGINE
+from broker.api.auth import ANONYMOUS, request_user
 from broker.engine import queries
 
 
 async def status(request: web.Request) -> web.Response:
-    """Broker health: Redis, runners, queues. Public minimum (auth arrives with users)."""
+    """Broker health: Redis, runners, queues. Without a token: only a public minimum."""
+    if request_user(request) is ANONYMOUS:
+        return web.json_response({"version": broker.__version__, "status": "ok"})
     engine = request.app[ENGINE]
     redis = engine.redis
     info = await redis.info("server")

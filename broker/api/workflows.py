@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from broker.api.access import check_run_access
 from broker.api.appkeys import ENGINE, REVISIONS, SETTINGS
-from broker.api.auth import request_user
+from broker.api.auth import AUDIT_TARGET, request_user
 from broker.api.codec import convert, read_args, read_json
 from broker.api.models import ExecuteRequest, RunRequest
 from broker.core.expand import expand
@@ -28,6 +29,7 @@ async def execute(request: web.Request) -> web.Response:
     run = await request.app[ENGINE].submit(
         plan, {"workflow": wf.name, "revision": sha, "owner": user.id}
     )
+    request[AUDIT_TARGET] = run
     return web.json_response(
         {"run": run, "name": wf.name, "revision": sha, "tasks": len(plan.tasks)}, status=201
     )
@@ -35,22 +37,27 @@ async def execute(request: web.Request) -> web.Response:
 
 async def status(request: web.Request) -> web.Response:
     req = await read_args(request, RunRequest)
+    await check_run_access(request, req.run)
     return web.json_response(await request.app[ENGINE].run_status(req.run, req.tasks))
 
 
 async def cancel(request: web.Request) -> web.Response:
     req = await read_args(request, RunRequest)
+    request[AUDIT_TARGET] = req.run
+    await check_run_access(request, req.run)
     return web.json_response(await request.app[ENGINE].cancel(req.run))
 
 
 async def run_by_id(request: web.Request) -> web.Response:
     with_tasks = request.query.get("tasks", "1").lower() not in ("0", "false", "no")
     req = convert({"run": request.match_info["run"], "tasks": with_tasks}, RunRequest)
+    await check_run_access(request, req.run)
     return web.json_response(await request.app[ENGINE].run_status(req.run, req.tasks))
 
 
 async def cancel_by_id(request: web.Request) -> web.Response:
     req = convert({"run": request.match_info["run"]}, RunRequest)
+    await check_run_access(request, req.run)
     return web.json_response(await request.app[ENGINE].cancel(req.run))
 
 
@@ -60,4 +67,7 @@ async def list_runs(request: web.Request) -> web.Response:
         limit = max(1, min(500, int(request.query.get("limit", "50"))))
     except ValueError as e:
         raise BadRequest("argument 'limit' must be an integer", {"field": "limit"}) from e
-    return web.json_response({"runs": await queries.list_runs(engine.redis, engine.keys, limit)})
+    user = request_user(request)
+    owner = request.query.get("owner") if user.admin else user.id
+    runs = await queries.list_runs(engine.redis, engine.keys, limit, owner=owner)
+    return web.json_response({"runs": runs})

@@ -17,10 +17,11 @@ def progress_line(run: dict) -> str:
     return f"{time.strftime('%H:%M:%S')} run {run['id']} {run['state']:<10} {parts}"
 
 
-async def run_example(url: str, path: Path, stop: asyncio.Event) -> int:
+async def run_example(url: str, path: Path, stop: asyncio.Event, token: str) -> int:
     """Returns 0 if the run succeeded, 1 otherwise."""
     ctype = "application/yaml" if path.suffix in (".yaml", ".yml") else "application/json"
-    async with aiohttp.ClientSession(url) as http:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(url, headers=headers) as http:
         async with http.post(
             "/api/v1/workflow/publish",
             data=await asyncio.to_thread(path.read_bytes),

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from broker.api.app import create_app, write_address_file
 from broker.api.appkeys import EMBEDDED, SETTINGS
+from broker.auth.bootstrap import admin_token_path
 from broker.config import DEFAULT_PORT, Settings, default_home, settings_from_env
 from broker.logs import setup_logging
 
@@ -174,7 +175,8 @@ async def up(args: argparse.Namespace, settings: Settings) -> int:
     code = 0
     try:
         if args.example:
-            code = await run_example(url, Path(args.example), stop)
+            token = admin_token_path(settings.data_path).read_text().strip()
+            code = await run_example(url, Path(args.example), stop, token)
             if args.exit_after_example:
                 stop.set()
         if not stop.is_set():

@@ -16,6 +16,7 @@ import msgspec
 
 from broker.core import template
 from broker.core.classes import resource_class
+from broker.core.ensemble import EnsembleGroup, resolve_group
 from broker.core.units import duration_s, memory_mb
 from broker.errors import InvalidWorkflow
 from broker.spec import Node, NodeDefaults, Resources, TaskSpec, Workflow
@@ -36,6 +37,7 @@ class ResolvedNode(msgspec.Struct, kw_only=True):
     after: list[str]
     matrix: dict[str, list[Any]] | None
     batch_key: str
+    ensemble: EnsembleGroup | None = None  # kind "ensemble": its resolved sub-workflow
 
 
 class _Errors:
@@ -130,6 +132,17 @@ def _check_ensemble(nid: str, node: Node, errs: _Errors) -> None:
         errs.add(nid, "parameters", "an ensemble node needs parameters (a list, or a matrix)")
     if node.command or node.script or node.callable or node.matrix:
         errs.add(nid, "kind", "an ensemble node runs its workflow; remove command/script/matrix")
+    unused = [f for f in _TASK_ONLY if getattr(node, f)]
+    if node.trigger != "all_success":
+        unused.append("trigger")
+    if unused:
+        errs.add(nid, unused[0], f"'{unused[0]}' does not apply to an ensemble node; set it on "
+                 "the sub-workflow's nodes (or its defaults)")
+
+
+# Node fields that mean nothing on an ensemble node itself.
+_TASK_ONLY = ("executor", "resources", "retries", "retry_backoff", "timeout", "env", "workdir",
+              "kwargs", "pre", "post", "inputs", "outputs", "host", "image", "init", "wait_for")
 
 
 def _placeholder_texts(node: Node, env: dict[str, str]) -> list[tuple[str, str]]:
@@ -204,6 +217,10 @@ def _resolve_node(
         wait_for=node.wait_for,
     )
     rclass = resource_class(res.class_, res.gpus, mem)
+    group = None
+    if node.kind == "ensemble":
+        group, problems = resolve_group(nid, node, wf, resolve)
+        errs.items += problems
     return ResolvedNode(
         id=nid,
         spec=spec,
@@ -215,6 +232,7 @@ def _resolve_node(
         after=list(node.after),
         matrix=node.matrix,
         batch_key=_batch_key(spec, rclass),
+        ensemble=group,
     )
 
 

@@ -77,5 +77,8 @@ async def delete_run_keys(redis: Redis, keys: Keys, run: str) -> None:
     for i in range(0, len(nodes), 1000):
         chunk = nodes[i : i + 1000]
         await redis.unlink(*(keys.task(run, n) for n in chunk), *(keys.log(run, n) for n in chunk))
+    owner = await redis.hget(keys.run(run), "owner")
     await redis.unlink(keys.run(run), keys.spec(run), keys.tasks(run))
     await redis.zrem(keys.runs(), run)
+    if owner:
+        await redis.zrem(keys.runs_of(owner), run)

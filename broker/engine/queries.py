@@ -106,8 +106,12 @@ async def get_tasks(
     return [task_view(tid, v, with_tail) for tid, v in zip(ids, values, strict=True)]
 
 
-async def list_runs(redis: Redis, keys: Keys, limit: int = 50) -> list[dict[str, Any]]:
-    runs = await redis.zrevrange(keys.runs(), 0, limit - 1)
+async def list_runs(
+    redis: Redis, keys: Keys, limit: int = 50, owner: str | None = None
+) -> list[dict[str, Any]]:
+    """Newest first; `owner` restricts the list to one user's runs."""
+    index = keys.runs_of(owner) if owner else keys.runs()
+    runs = await redis.zrevrange(index, 0, limit - 1)
     pipe = redis.pipeline(transaction=False)
     for r in runs:
         pipe.hgetall(keys.run(r))

@@ -93,6 +93,8 @@ async def write_run(
     pipe = redis.pipeline(transaction=False)
     pipe.hset(keys.run(run_id), mapping=run_fields)
     pipe.zadd(keys.runs(), {run_id: now})
+    if meta.get("owner"):
+        pipe.zadd(keys.runs_of(meta["owner"]), {run_id: now})
     pipe.zadd(keys.expanding(), {run_id: now})
     pipe.hset(
         keys.spec(run_id),

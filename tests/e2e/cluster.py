@@ -90,6 +90,7 @@ class Cluster:
                 import urllib.request
 
                 urllib.request.urlopen(f"{url}/api/v1/status", timeout=1).read()
+                TOKENS[url] = (self.data_dir / "admin.token").read_text().strip()
                 return proc, url
             except OSError:
                 if not proc.alive() or time.monotonic() > deadline:
@@ -136,15 +137,21 @@ class Cluster:
         return "\n".join(f"--- {p.name}\n{p.output()[-3000:]}" for p in self.procs)
 
 
-async def api(url: str, method: str, path: str, body: Any = None, **params: Any) -> Any:
+TOKENS: dict[str, str] = {}  # broker url → admin token, filled by Cluster.start_broker
+
+
+async def api(
+    url: str, method: str, path: str, body: Any = None, token: str | None = None, **params: Any
+) -> Any:
+    """Call the broker's API as its admin (or with `token`); raises on a 4xx/5xx answer."""
+    headers = {"Content-Type": "application/json"}
+    bearer = token or TOKENS.get(url)
+    if bearer:
+        headers["Authorization"] = f"Bearer {bearer}"
     async with aiohttp.ClientSession() as http:
         data = json.dumps(body) if body is not None else None
         async with http.request(
-            method,
-            url + path,
-            data=data,
-            params=params or None,
-            headers={"Content-Type": "application/json"},
+            method, url + path, data=data, params=params or None, headers=headers
         ) as r:
             out = await r.json()
             if r.status >= 400:

@@ -21,12 +21,16 @@ async def task_state(url: str, run: str, node: str) -> dict[str, Any]:
 
 
 async def test_sigkill_worker_mid_task_run_completes_elsewhere(cluster: Cluster) -> None:
-    """Invariant 3: a dead worker's task is reclaimed and retried on another worker."""
+    """Invariant 3: a dead worker's task is reclaimed and retried on another worker, and the
+    dead worker's attempt does not keep running beside the retry (no doubled work)."""
+    import asyncio
+
     _, url = cluster.start_broker()
     w1 = cluster.start_worker(name="w1", slots=1, heartbeat_ttl=1.0)
     out = cluster.tmp / "ran"
     wf = {"name": "victim", "nodes": {
-        "work": {"command": f"echo $DAGB_ATTEMPT >> {out}; sleep 2"},
+        "work": {"command": f"echo start $DAGB_ATTEMPT >> {out}; sleep 2; "
+                            f"echo end $DAGB_ATTEMPT >> {out}"},
         "next": {"command": "true", "after": ["work"]},
     }}
     run = await publish_and_run(url, wf)
@@ -35,7 +39,11 @@ async def test_sigkill_worker_mid_task_run_completes_elsewhere(cluster: Cluster)
         t = await task_state(url, run, "work")
         return t["state"] == "running" and t["runner"] == "w1"
 
+    async def first_attempt_started() -> bool:  # `running` is set just before the spawn
+        return out.exists() and "start 1" in out.read_text().splitlines()
+
     await wait_until(running_on_w1, what="task running on w1")
+    await wait_until(first_attempt_started, what="attempt 1 writing to the ran file")
     w1.kill9()
     cluster.start_worker(name="w2", slots=1, heartbeat_ttl=1.0)
     st = await wait_run(url, run, timeout_s=60, cluster=cluster)
@@ -43,7 +51,8 @@ async def test_sigkill_worker_mid_task_run_completes_elsewhere(cluster: Cluster)
     assert st["run"]["state"] == "succeeded", st
     assert t["work"]["runner"] == "w2" and t["work"]["attempt"] == 2 and t["work"]["lost"] == 1
     assert t["next"]["state"] == "succeeded"
-    assert out.read_text().split() == ["1", "2"]
+    await asyncio.sleep(2.5)  # past the end of attempt 1's `sleep 2`, had it survived w1
+    assert out.read_text().splitlines() == ["start 1", "start 2", "end 2"]
 
 
 async def test_task_that_keeps_killing_workers_fails(cluster: Cluster) -> None:
@@ -116,7 +125,10 @@ async def test_broker_killed_mid_expansion_dispatches_nothing(
     import aiohttp
 
     async def execute() -> None:
-        async with aiohttp.ClientSession() as http:
+        from e2e.cluster import TOKENS
+
+        headers = {"Authorization": f"Bearer {TOKENS[url]}"}
+        async with aiohttp.ClientSession(headers=headers) as http:
             try:
                 await http.post(url + "/api/v1/workflow/execute", json={"name": "huge"})
             except aiohttp.ClientError:

@@ -16,6 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def dagbroker(*args: str, url: str, env: dict[str, str], timeout: float = 120
               ) -> subprocess.CompletedProcess[str]:
+    from e2e.cluster import TOKENS
+
+    env = {**env, "DAGBROKER_TOKEN": TOKENS.get(url, "")}
     return subprocess.run(
         [sys.executable, "-m", "broker.cli.main", *args, "--url", url],
         capture_output=True, text=True, env=env, timeout=timeout, cwd=str(ROOT),

@@ -8,9 +8,6 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from broker.api.app import create_app
-from broker.config import Settings
-
 DIAMOND = {
     "name": "diamond",
     "params": {"greeting": "hi"},
@@ -24,11 +21,8 @@ DIAMOND = {
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, redis_server: Any, prefix: str, tmp_path: Any) -> TestClient:
-    settings = Settings(
-        data_dir=str(tmp_path), redis_url=redis_server.url, prefix=prefix, max_body_bytes=64 * 1024
-    )
-    return await aiohttp_client(create_app(settings))
+async def client(make_client: Any) -> TestClient:
+    return await make_client(max_body_bytes=64 * 1024)
 
 
 async def state_snapshot(client: TestClient, rds: Any, prefix: str) -> tuple[list[str], Any]:

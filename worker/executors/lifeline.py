@@ -87,10 +87,39 @@ class Lifeline:
     def signal(self, sig: int) -> None:
         signal_group(self.pgid, sig)
 
-    async def close(self) -> None:
-        """SIGKILL whatever is left in the group, then reap the leader (without blocking)."""
+    def close(self) -> None:
+        """SIGKILL whatever is left in the group; the leader is reaped off the task's path."""
         self.signal(signal.SIGKILL)
-        delay = 0.0002
-        while self._leader.poll() is None:  # dies within microseconds of the SIGKILL
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.05)
+        if self._leader.poll() is None:  # usually: the SIGKILL takes a moment to land
+            _dying.add(self._leader)
+            _sweep_soon()
+
+
+# Killed leaders not reaped yet: referenced until reaped (no zombies, no ResourceWarning).
+_dying: set[subprocess.Popen[bytes]] = set()
+_sweep_scheduled = False
+
+
+def _sweep_soon(delay_s: float = 0.002) -> None:
+    global _sweep_scheduled
+    if _sweep_scheduled:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # no loop: reap right away (a SIGKILLed sh dies at once)
+        for leader in list(_dying):
+            leader.wait()
+            _dying.discard(leader)
+        return
+    _sweep_scheduled = True
+    loop.call_later(delay_s, _sweep, delay_s)
+
+
+def _sweep(delay_s: float) -> None:
+    global _sweep_scheduled
+    _sweep_scheduled = False
+    for leader in list(_dying):
+        if leader.poll() is not None:
+            _dying.discard(leader)
+    if _dying:
+        _sweep_soon(min(delay_s * 2, 1.0))

@@ -107,6 +107,6 @@ async def run_process(
         if timed_out or stopped:
             await kill_group(proc, kill_grace_s, lifeline.pgid)
     finally:
-        await asyncio.shield(lifeline.close())  # leftovers of the task, and the leader
+        lifeline.close()  # SIGKILL leftovers of the task, and the leader
     assert proc.returncode is not None
     return ProcessResult(proc.returncode, timed_out, stopped, started_at_ms, now_ms())

@@ -1,0 +1,1 @@
+"""Durable history in SQLite: users, tokens, audit trail (and, later, archived runs)."""

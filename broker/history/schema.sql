@@ -1,0 +1,34 @@
+-- dagbroker SQLite schema. Applied idempotently at startup (CREATE … IF NOT EXISTS).
+CREATE TABLE IF NOT EXISTS users (
+    id          TEXT PRIMARY KEY,            -- short name: [a-z0-9][a-z0-9_.-]{0,63}
+    admin       INTEGER NOT NULL DEFAULT 0,
+    created_at  INTEGER NOT NULL,            -- ms since the epoch
+    created_by  TEXT,
+    disabled    INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE IF NOT EXISTS tokens (
+    id            TEXT PRIMARY KEY,          -- public part of the token (dgb_<id>_<secret>)
+    user_id       TEXT NOT NULL REFERENCES users(id),
+    name          TEXT NOT NULL,
+    secret_sha256 TEXT NOT NULL,             -- hex sha256 of the secret; the secret is never stored
+    scopes        TEXT NOT NULL,             -- JSON list: user, admin, runner, events:<key>
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER,                   -- ms; NULL = never
+    revoked_at    INTEGER,
+    last_used_at  INTEGER
+);
+CREATE INDEX IF NOT EXISTS tokens_user ON tokens(user_id);
+
+CREATE TABLE IF NOT EXISTS audit (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts       INTEGER NOT NULL,               -- ms
+    actor    TEXT NOT NULL,                  -- user id, or "-" for an unauthenticated request
+    action   TEXT NOT NULL,                  -- e.g. "POST /api/v1/workflow/execute"
+    target   TEXT,                           -- run id, workflow name, user id … when known
+    status   INTEGER,                        -- HTTP status of the request
+    remote   TEXT,                           -- client address
+    details  TEXT                            -- JSON
+);
+CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts);
+CREATE INDEX IF NOT EXISTS audit_target ON audit(target);

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Stop what start-slurm.sh DIR started (slurmctld, slurmd, munged); waits until they are gone.
+D=${1:?usage: stop-slurm.sh DIR}
+export SLURM_CONF="$D/slurm.conf"
+# stop_pid PIDFILE [now]: wait up to 5 s for the process to go (TERM first if "now"), TERM, KILL
+stop_pid() {
+  local pid
+  pid=$(cat "$1" 2>/dev/null) || return 0
+  [ -n "$pid" ] || return 0
+  [ "${2:-}" = now ] && kill "$pid" 2>/dev/null
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill "$pid" 2>/dev/null
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+}
+scancel --state=RUNNING,PENDING --full >/dev/null 2>&1 || true
+scontrol shutdown >/dev/null 2>&1 || true      # stops slurmctld and slurmd, not munged
+stop_pid "$D/slurmctld.pid"
+stop_pid "$D/slurmd.pid"
+stop_pid "$D/munge/munged.pid" now
+exit 0
