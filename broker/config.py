@@ -29,6 +29,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # limits
     max_body_bytes: int = 10 * 1024 * 1024
     max_tasks: int = 200_000
+    fetch_timeout_s: float = 30.0  # publish by URL: the whole GET of the document
     expand_chunk: int = 2000
     events_maxlen: int = 100_000
     # reliability

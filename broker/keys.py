@@ -32,6 +32,10 @@ class Keys:
     def spec(self, run: str) -> str:
         return f"{self.prefix}:spec:{run}"
 
+    def messages(self, run: str) -> str:
+        """List of a run's notices (JSON: ts, task, text), newest last, capped at 200."""
+        return f"{self.prefix}:msgs:{run}"
+
     def tasks(self, run: str) -> str:
         """List of a run's task ids in expansion (topological) order."""
         return f"{self.prefix}:tasks:{run}"
@@ -106,6 +110,10 @@ class Keys:
 
     def log(self, run: str, node: str) -> str:
         return f"{self.prefix}:log:{run}:{node}"
+
+    def artifacts(self, run: str) -> str:
+        """Hash `{task}/{name}` → JSON record of a stored output (broker.artifacts.index)."""
+        return f"{self.prefix}:artifacts:{run}"
 
     # -- coordination ---------------------------------------------------
     def lock(self, name: str) -> str:

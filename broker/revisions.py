@@ -1,150 +1,410 @@
-"""Workflow revisions in a bare git repository (dulwich), one commit per publish.
+"""Workflow revisions in a bare git repository (dulwich): one commit per publish or delete.
 
-Layout of the tree on `refs/heads/main`: `workflows/<name>.json`. Dulwich is synchronous,
-so every call runs in a thread, serialised by one lock; the branch moves with a
-compare-and-swap, so a commit is either fully visible or not at all.
+Each workflow of each owner is its own branch, `refs/heads/workflows/<owner>/<name>`, whose
+commits hold `workflows/<owner>/<name>.json` (plus extra files such as the original Nodeworks
+chart `<name>.nc`). A delete is a commit whose tree holds only a tombstone,
+`workflows/<owner>/<name>.deleted`. A revision of a workflow is a commit of its branch.
+
+Concurrency: one asyncio lock per store serialises this process's calls; across processes
+each branch moves by compare-and-swap under git's `<ref>.lock` file (see broker.gitrepo), so
+of two edits from the same base exactly one wins, and edits without a base never lose one
+another (the loser re-reads the branch and commits on top). Dulwich blocks: every call runs in
+a thread. The remembered state of fetched URLs (ETag, Last-Modified) lives under
+`refs/dagbroker/fetch/<owner>/<sha256 of url>` as a small JSON blob.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import re
-import time
 from pathlib import Path
+from typing import Any
 
-from dulwich.objects import Blob, Commit, Tree
+import msgspec
+from dulwich.objects import Blob, Commit
 from dulwich.repo import Repo
 
-from broker.errors import NotFound
+from broker import gitrepo
+from broker.core.wfdiff import WorkflowDiff, diff_counts, diff_workflows, summary
+from broker.errors import BadRequest, Conflict, NotFound
+from broker.spec import NAME_PATTERN
 
-BRANCH = b"refs/heads/main"
-FILE_MODE = 0o100644
-DIR_MODE = 0o040000
-_HEX = re.compile(r"^[0-9a-f]{4,40}$")
+WF_REFS = "refs/heads/workflows"
+FETCH_REFS = "refs/dagbroker/fetch"
+MIN_SHA = 7
+_EXT = re.compile(r"^[a-z0-9]{1,16}$")
+_REV = re.compile(r"^[0-9a-f]{1,40}$")
+
+
+class Saved(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of a save: the workflow's latest revision, and whether this save made it."""
+
+    name: str
+    owner: str
+    revision: str
+    changed: bool
+    message: str = ""
+    diff: WorkflowDiff | None = None
+
+
+class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
+    revision: str
+    author: str
+    committed_at: int  # ms
+    message: str
+    deleted: bool
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+
+
+class History(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    owner: str
+    revisions: list[HistoryEntry]
+    next: str | None  # pass as `cursor` for the next (older) page
+
+
+class Listed(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    revision: str
+    updated_at: int  # ms
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not re.match(NAME_PATTERN, name):
+        raise BadRequest(f"invalid workflow name {name!r}", {"field": "name"})
+
+
+def _missing(name: str) -> NotFound:
+    """The one answer for a workflow that does not exist or is not the caller's."""
+    return NotFound(f"no workflow '{name}'", {"name": name})
+
+
+class _Wf:
+    """Where one workflow of one owner lives in the repository."""
+
+    def __init__(self, owner: str, name: str) -> None:
+        _check_name(name)
+        if not owner:
+            raise BadRequest("a workflow needs an owner", {"field": "owner"})
+        self.owner = owner
+        self.name = name
+        self.dir = f"workflows/{gitrepo.ref_part(owner)}"
+        self.ref = f"{WF_REFS}/{gitrepo.ref_part(owner)}/{gitrepo.ref_part(name)}".encode()
+
+    def path(self, ext: str = "json") -> str:
+        return f"{self.dir}/{self.name}.{ext}"
 
 
 class RevisionStore:
-    """save(name, text) → commit sha; load(name, revision) → text."""
+    """save / load / history / diff / delete / names of workflows, per owner."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, stale_lock_s: float = gitrepo.STALE_LOCK_S) -> None:
         self.path = path
+        self.stale_lock_s = stale_lock_s
         self._lock = asyncio.Lock()
         self._repo: Repo | None = None
 
     def _open(self) -> Repo:
         if self._repo is None:
-            if (self.path / "HEAD").exists():
-                self._repo = Repo(str(self.path))
-            else:
-                self.path.mkdir(parents=True, exist_ok=True)
-                self._repo = Repo.init_bare(str(self.path))
-                self._repo.refs.set_symbolic_ref(b"HEAD", BRANCH)
+            self._repo = gitrepo.open_repo(self.path)
         return self._repo
-
-    async def save(self, name: str, text: str, *, author: str, message: str) -> tuple[str, bool]:
-        """Commit `text` as the workflow `name`. Returns (sha, changed)."""
-        async with self._lock:
-            return await asyncio.to_thread(self._save, name, text, author, message)
-
-    async def load(self, name: str, revision: str | None = None) -> tuple[str, str]:
-        """(text, full sha) of `name` at `revision` (default: latest)."""
-        async with self._lock:
-            return await asyncio.to_thread(self._load, name, revision)
 
     def close(self) -> None:
         if self._repo is not None:
             self._repo.close()
             self._repo = None
 
-    # -- sync parts, run in a thread ------------------------------------
-    def _head(self, repo: Repo) -> bytes | None:
-        try:
-            return repo.refs[BRANCH]
-        except KeyError:
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        async with self._lock:
+            return await asyncio.to_thread(fn, *args)
+
+    # -- async API ----------------------------------------------------------------------------
+    async def save(
+        self,
+        name: str,
+        text: str,
+        *,
+        owner: str,
+        author: str,
+        message: str | None = None,
+        base: str | None = None,
+        extra_files: dict[str, bytes] | None = None,
+        source: str | None = None,
+    ) -> Saved:
+        """Commit `text` as `workflows/<owner>/<name>.json` (+ `<name>.<ext>` per extra file).
+
+        Unchanged content → the current revision, no commit. `base` given and not the
+        workflow's latest revision → Conflict (409) with the current sha and the diff from
+        `base` to it; nothing is written. `message` defaults to a summary of the change;
+        `source` (where the document came from, e.g. its URL) is added as a trailer.
+        """
+        wf = _Wf(owner, name)
+        for ext in extra_files or {}:
+            if not _EXT.match(ext) or ext in ("json", "deleted"):
+                raise BadRequest(f"invalid extra file extension {ext!r}", {"field": "extra_files"})
+        return await self._call(
+            self._save, wf, text, author, message, base, dict(extra_files or {}), source
+        )
+
+    async def load(
+        self, name: str, revision: str | None = None, *, owner: str | None = None
+    ) -> tuple[str, str]:
+        """(text, full sha) of the owner's workflow at `revision` (default: its latest).
+
+        Without `owner`, `revision` must be a full sha (as recorded by a run): the commit
+        itself names the one owner whose workflow it holds.
+        """
+        if owner is None:
+            return await self._call(self._load_exact, name, revision or "")
+        return await self._call(self._load, _Wf(owner, name), revision)
+
+    async def load_file(
+        self, name: str, ext: str, revision: str | None = None, *, owner: str
+    ) -> tuple[bytes, str]:
+        """An extra file (e.g. `nc`) saved beside the workflow: (bytes, full sha)."""
+        return await self._call(self._load_file, _Wf(owner, name), ext, revision)
+
+    async def history(
+        self, name: str, *, owner: str, limit: int = 50, cursor: str | None = None
+    ) -> History:
+        return await self._call(self._history, _Wf(owner, name), limit, cursor)
+
+    async def diff(
+        self, name: str, *, owner: str, old: str | None = None, new: str | None = None
+    ) -> tuple[str | None, str, WorkflowDiff]:
+        """(from sha, to sha, diff). `new` defaults to the latest, `old` to its parent."""
+        return await self._call(self._diff, _Wf(owner, name), old, new)
+
+    async def delete(self, name: str, *, owner: str, author: str, message: str | None = None
+                     ) -> str:
+        """Commit a tombstone: the workflow leaves listings; its history stays. → the sha."""
+        return await self._call(self._delete, _Wf(owner, name), author, message)
+
+    async def names(self, owner: str) -> list[Listed]:
+        """The owner's workflows that are not deleted, by name."""
+        return await self._call(self._names, owner)
+
+    async def fetch_state(self, owner: str, url: str) -> dict[str, Any] | None:
+        return await self._call(self._fetch_state, owner, url)
+
+    async def set_fetch_state(self, owner: str, url: str, state: dict[str, Any]) -> None:
+        await self._call(self._set_fetch_state, owner, url, state)
+
+    # -- sync parts, run in a thread ------------------------------------------------------------
+    def _head(self, repo: Repo, wf: _Wf) -> Commit | None:
+        sha = gitrepo.read_ref(repo, wf.ref)
+        return gitrepo.get_commit(repo, sha) if sha else None
+
+    def _doc(self, repo: Repo, wf: _Wf, commit: Commit | None) -> dict[str, Any] | None:
+        if commit is None:
             return None
+        blob = gitrepo.read_path(repo, commit, wf.path())
+        return json.loads(blob.data) if blob is not None else None
 
-    def _save(self, name: str, text: str, author: str, message: str) -> tuple[str, bool]:
-        repo = self._open()
-        store = repo.object_store
-        head = self._head(repo)
-        root = store[store[head].tree] if head else Tree()  # type: ignore[attr-defined]
-        assert isinstance(root, Tree)
-        wf_tree = Tree()
-        if b"workflows" in root:
-            sub = store[root[b"workflows"][1]]
-            assert isinstance(sub, Tree)
-            wf_tree = sub
-        blob = Blob.from_string(text.encode())
-        fname = f"{name}.json".encode()
-        if fname in wf_tree and wf_tree[fname][1] == blob.id and head is not None:
-            return head.decode(), False
-        store.add_object(blob)
-        wf_tree.add(fname, FILE_MODE, blob.id)
-        store.add_object(wf_tree)
-        new_root = Tree()
-        for entry in root.items():
-            new_root.add(entry.path, entry.mode, entry.sha)
-        new_root.add(b"workflows", DIR_MODE, wf_tree.id)
-        store.add_object(new_root)
-        commit = Commit()
-        commit.tree = new_root.id
-        commit.parents = [head] if head else []
-        ident = f"{author} <{author}@dagbroker>".encode()
-        commit.author = commit.committer = ident
-        commit.author_time = commit.commit_time = int(time.time())
-        commit.author_timezone = commit.commit_timezone = 0
-        commit.encoding = b"UTF-8"
-        commit.message = message.encode()
-        store.add_object(commit)
-        if not repo.refs.set_if_equals(BRANCH, head, commit.id):
-            raise RuntimeError("the workflow branch moved during a commit; retry")
-        return commit.id.decode(), True
+    def _parent(self, repo: Repo, commit: Commit) -> Commit | None:
+        return gitrepo.get_commit(repo, commit.parents[0]) if commit.parents else None
 
-    def _resolve(self, repo: Repo, revision: str | None) -> bytes:
-        head = self._head(repo)
+    def _walk(self, repo: Repo, start: Commit | None) -> Any:
+        c = start
+        while c is not None:
+            yield c
+            c = self._parent(repo, c)
+
+    def _belongs(self, repo: Repo, wf: _Wf, commit: Commit) -> bool:
+        """A commit of this workflow's branch holds its file or its tombstone."""
+        files = gitrepo.list_dir(repo, commit, wf.dir)
+        return f"{wf.name}.json" in files or f"{wf.name}.deleted" in files
+
+    def _resolve(self, repo: Repo, wf: _Wf, revision: str | None) -> Commit:
+        head = self._head(repo, wf)
         if head is None:
-            raise NotFound("no workflow has been published yet")
+            raise _missing(wf.name)
         if not revision:
             return head
-        rev = revision.lower()
-        if not _HEX.match(rev):
-            raise NotFound(f"revision '{revision}' is not a commit sha", {"revision": revision})
-        for entry in repo.get_walker(include=[head]):
-            sha = entry.commit.id
-            if sha.decode().startswith(rev):
-                return sha
-        raise NotFound(f"no revision '{revision}'", {"revision": revision})
+        rev = revision.strip().lower()
+        if not _REV.match(rev):
+            raise BadRequest(f"revision '{revision}' is not a commit sha", {"field": "revision"})
+        if len(rev) < MIN_SHA:
+            raise BadRequest(f"revision '{revision}' is too short: give at least {MIN_SHA} hex "
+                             "digits", {"field": "revision"})
+        if gitrepo.is_full_sha(rev):
+            c = gitrepo.get_commit(repo, rev.encode())
+            if c is not None and self._belongs(repo, wf, c):
+                return c
+        else:
+            found = [c for c in self._walk(repo, head) if c.id.decode().startswith(rev)]
+            if len(found) > 1:
+                raise BadRequest(f"revision '{revision}' is ambiguous", {"field": "revision"})
+            if found:
+                return found[0]
+        raise NotFound(f"no revision '{revision}' of workflow '{wf.name}'",
+                       {"name": wf.name, "revision": revision})
 
-    def _load(self, name: str, revision: str | None) -> tuple[str, str]:
+    def _save(self, wf: _Wf, text: str, author: str, message: str | None, base: str | None,
+              extras: dict[str, bytes], source: str | None) -> Saved:
         repo = self._open()
-        sha = self._resolve(repo, revision)
-        commit = repo[sha]
-        assert isinstance(commit, Commit)
-        tree = repo[commit.tree]
-        assert isinstance(tree, Tree)
+        files = {wf.path(): text.encode(), **{wf.path(ext): d for ext, d in extras.items()}}
+        tree, objects = gitrepo.build_tree(files)
+        while True:
+            head = self._head(repo, wf)
+            if base is not None:
+                self._check_base(repo, wf, head, base)
+            if head is not None and head.tree == tree:
+                return Saved(name=wf.name, owner=wf.owner, revision=head.id.decode(),
+                             changed=False)
+            diff = diff_workflows(self._doc(repo, wf, head), json.loads(text))
+            msg = message or summary("publish", wf.name, diff)
+            if source:
+                msg += f"\n\nSource: {source}"
+            commit = gitrepo.new_commit(tree, [head.id] if head else [], author=author,
+                                        message=msg, committer="dagbroker")
+            gitrepo.add_objects(repo, [*objects, commit], self.stale_lock_s)
+            if gitrepo.cas_ref(repo, wf.ref, head.id if head else None, commit.id,
+                               self.stale_lock_s):
+                return Saved(name=wf.name, owner=wf.owner, revision=commit.id.decode(),
+                             changed=True, message=msg, diff=diff)
+            # The branch moved under us (another process): re-read it and decide again.
+
+    def _check_base(self, repo: Repo, wf: _Wf, head: Commit | None, base: str) -> None:
+        rev = base.strip().lower()
+        current = head.id.decode() if head is not None else None
+        if current is not None and len(rev) >= MIN_SHA and current.startswith(rev):
+            return
         try:
-            _mode, blob_sha = tree.lookup_path(
-                repo.object_store.__getitem__, f"workflows/{name}.json".encode()
-            )
-        except KeyError as e:
-            where = f" at revision {sha.decode()[:12]}" if revision else ""
-            raise NotFound(f"no workflow '{name}'{where}", {"name": name}) from e
-        blob = repo[blob_sha]
-        assert isinstance(blob, Blob)
-        return blob.data.decode(), sha.decode()
+            old: Commit | None = self._resolve(repo, wf, base) if current else None
+        except (NotFound, BadRequest):
+            old = None
+        diff = (diff_workflows(self._doc(repo, wf, old), self._doc(repo, wf, head))
+                if old is not None else None)
+        raise Conflict(
+            f"workflow '{wf.name}' changed since revision {base}: its latest revision is "
+            f"{current}" if current else f"workflow '{wf.name}' has no revision {base}",
+            {"name": wf.name, "base": base, "current": current,
+             "diff": msgspec.to_builtins(diff) if diff is not None else None},
+        )
 
-    def list_names(self) -> list[str]:
+    def _load(self, wf: _Wf, revision: str | None) -> tuple[str, str]:
+        data, sha = self._load_file(wf, "json", revision)
+        return data.decode(), sha
+
+    def _load_exact(self, name: str, revision: str) -> tuple[str, str]:
+        _check_name(name)
         repo = self._open()
-        head = self._head(repo)
-        if head is None:
-            return []
-        root = repo[repo[head].tree]  # type: ignore[attr-defined]
-        if not isinstance(root, Tree) or b"workflows" not in root:
-            return []
-        sub = repo[root[b"workflows"][1]]
-        assert isinstance(sub, Tree)
-        return sorted(e.path.decode()[: -len(".json")] for e in sub.items())
+        rev = revision.strip().lower()
+        commit = gitrepo.get_commit(repo, rev.encode()) if gitrepo.is_full_sha(rev) else None
+        if commit is None:
+            raise NotFound(f"no revision '{revision}' of workflow '{name}'",
+                           {"name": name, "revision": revision})
+        for owner_dir in gitrepo.list_dir(repo, commit, "workflows"):
+            blob = gitrepo.read_path(repo, commit, f"workflows/{owner_dir}/{name}.json")
+            if blob is not None:
+                return blob.data.decode(), commit.id.decode()
+        raise NotFound(f"no workflow '{name}' at revision {rev[:12]}",
+                       {"name": name, "revision": revision})
 
-    async def names(self) -> list[str]:
-        async with self._lock:
-            return await asyncio.to_thread(self.list_names)
+    def _load_file(self, wf: _Wf, ext: str, revision: str | None) -> tuple[bytes, str]:
+        repo = self._open()
+        commit = self._resolve(repo, wf, revision)
+        blob = gitrepo.read_path(repo, commit, wf.path(ext))
+        if blob is None:
+            if ext == "json" and not revision:
+                raise NotFound(f"no workflow '{wf.name}' (it was deleted)", {"name": wf.name})
+            what = "workflow" if ext == "json" else f"{ext} file of workflow"
+            raise NotFound(f"no {what} '{wf.name}' at revision {commit.id.decode()[:12]}",
+                           {"name": wf.name, "revision": commit.id.decode()})
+        return blob.data, commit.id.decode()
+
+    def _entry(self, repo: Repo, wf: _Wf, commit: Commit, cache: dict[bytes, Any]
+               ) -> HistoryEntry:
+        def doc(c: Commit | None) -> dict[str, Any] | None:
+            if c is None:
+                return None
+            if c.id not in cache:
+                cache[c.id] = self._doc(repo, wf, c)
+            return cache[c.id]  # type: ignore[no-any-return]
+
+        new = doc(commit)
+        counts = diff_counts(diff_workflows(doc(self._parent(repo, commit)), new))
+        return HistoryEntry(
+            revision=commit.id.decode(),
+            author=commit.author.decode(errors="replace").split(" <")[0],
+            committed_at=commit.commit_time * 1000,
+            message=commit.message.decode(errors="replace").strip(),
+            deleted=new is None,
+            **counts,
+        )
+
+    def _history(self, wf: _Wf, limit: int, cursor: str | None) -> History:
+        repo = self._open()
+        start: Commit | None = self._resolve(repo, wf, cursor)
+        cache: dict[bytes, Any] = {}
+        entries: list[HistoryEntry] = []
+        c = start
+        while c is not None and len(entries) < limit:
+            entries.append(self._entry(repo, wf, c, cache))
+            c = self._parent(repo, c)
+        return History(name=wf.name, owner=wf.owner, revisions=entries,
+                       next=c.id.decode() if c is not None else None)
+
+    def _diff(self, wf: _Wf, old: str | None, new: str | None
+              ) -> tuple[str | None, str, WorkflowDiff]:
+        repo = self._open()
+        to = self._resolve(repo, wf, new)
+        frm = self._resolve(repo, wf, old) if old else self._parent(repo, to)
+        diff = diff_workflows(self._doc(repo, wf, frm), self._doc(repo, wf, to))
+        return (frm.id.decode() if frm else None), to.id.decode(), diff
+
+    def _delete(self, wf: _Wf, author: str, message: str | None) -> str:
+        repo = self._open()
+        stamp = json.dumps({"deleted_by": author}).encode() + b"\n"
+        tree, objects = gitrepo.build_tree({wf.path("deleted"): stamp})
+        while True:
+            head = self._head(repo, wf)
+            if head is None or self._doc(repo, wf, head) is None:
+                raise _missing(wf.name)
+            commit = gitrepo.new_commit(tree, [head.id], author=author,
+                                        message=message or f"delete {wf.name}",
+                                        committer="dagbroker")
+            gitrepo.add_objects(repo, [*objects, commit], self.stale_lock_s)
+            if gitrepo.cas_ref(repo, wf.ref, head.id, commit.id, self.stale_lock_s):
+                return commit.id.decode()
+
+    def _names(self, owner: str) -> list[Listed]:
+        repo = self._open()
+        base = f"{WF_REFS}/{gitrepo.ref_part(owner)}/".encode()
+        out: list[Listed] = []
+        for key in repo.refs.keys(base=base):
+            name = gitrepo.unref_part(key.decode())
+            try:
+                wf = _Wf(owner, name)
+            except BadRequest:
+                continue
+            head = self._head(repo, wf)
+            if head is not None and gitrepo.read_path(repo, head, wf.path()) is not None:
+                out.append(Listed(name=name, revision=head.id.decode(),
+                                  updated_at=head.commit_time * 1000))
+        return sorted(out, key=lambda x: x.name)
+
+    def _fetch_ref(self, owner: str, url: str) -> bytes:
+        digest = hashlib.sha256(url.encode()).hexdigest()
+        return f"{FETCH_REFS}/{gitrepo.ref_part(owner)}/{digest}".encode()
+
+    def _fetch_state(self, owner: str, url: str) -> dict[str, Any] | None:
+        repo = self._open()
+        sha = gitrepo.read_ref(repo, self._fetch_ref(owner, url))
+        if sha is None:
+            return None
+        blob = repo[sha]
+        return json.loads(blob.data) if isinstance(blob, Blob) else None
+
+    def _set_fetch_state(self, owner: str, url: str, state: dict[str, Any]) -> None:
+        repo = self._open()
+        blob = Blob.from_string(json.dumps({"url": url, **state}, sort_keys=True).encode())
+        gitrepo.add_objects(repo, [blob], self.stale_lock_s)
+        ref = self._fetch_ref(owner, url)
+        gitrepo.retry_locked(lambda: repo.refs.set_if_equals(ref, None, blob.id),
+                             self.stale_lock_s)

@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from broker.wire import Completion, Outcome
+from worker.conditions import run_with_conditions
 from worker.executors import get_executor
 from worker.reporter import ack_entries, report_completions
 
@@ -72,7 +73,7 @@ async def _execute(
     if not todo:
         return []
     try:
-        completions = await executor.run_batch(todo, ctx)
+        completions = await run_with_conditions(executor, todo, ctx)  # pre/post conditions
     except Exception as e:
         logger.exception("executor %s failed on a batch of %d", executor.name, len(todo))
         reason = f"worker error: {type(e).__name__}: {e}"

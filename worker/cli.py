@@ -28,6 +28,24 @@ def heartbeat_interval_s(given: float | None, ttl_s: float) -> float:
     return given if given is not None else min(2.0, ttl_s / 3)
 
 
+def _add_artifact_args(p: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    """Artifact store and AWS settings (a flag wins over its environment variable)."""
+    env = environ.get
+    p.add_argument("--artifacts", default=env("DAGBROKER_ARTIFACTS", ""), metavar="URL",
+                   help="artifact store: file:///dir or s3://bucket/prefix "
+                        "(default DATA_DIR/artifacts; env DAGBROKER_ARTIFACTS)")
+    p.add_argument("--s3-endpoint-url", default=env("DAGBROKER_S3_ENDPOINT_URL", ""),
+                   metavar="URL", help="S3-compatible endpoint for an s3:// store")
+    p.add_argument("--aws-region", default=env("DAGBROKER_AWS_REGION", ""),
+                   help="AWS region (default: the AWS configuration chain)")
+    p.add_argument("--aws-endpoint-url", default=env("DAGBROKER_AWS_ENDPOINT_URL", ""),
+                   metavar="URL", help="endpoint for AWS Batch (and S3 unless --s3-endpoint-url)")
+    p.add_argument("--aws-batch-queue", default=env("DAGBROKER_AWS_BATCH_QUEUE", ""),
+                   metavar="QUEUE", help="AWS Batch job queue; enables the aws_batch executor")
+    p.add_argument("--aws-batch-job-role", default=env("DAGBROKER_AWS_BATCH_JOB_ROLE", ""),
+                   metavar="ARN", help="IAM role ARN the aws_batch containers run as")
+
+
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dagbroker worker", description="Run tasks of the given resource classes."
@@ -52,6 +70,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                    help="on SIGTERM/drain, time running tasks get to finish")
     p.add_argument("--kill-grace", type=float, default=5.0, metavar="SECONDS",
                    help="between SIGTERM and SIGKILL of a task's process group")
+    _add_artifact_args(p, environ)
     p.add_argument("--block-ms", type=int, default=1000, help=argparse.SUPPRESS)
     p.add_argument("--log-json", action="store_true", help="one JSON object per log line")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -73,7 +92,9 @@ def parse_settings(
             heartbeat_interval_s=heartbeat_interval_s(a.heartbeat_interval, a.heartbeat_ttl),
             heartbeat_ttl_s=a.heartbeat_ttl,
             block_ms=a.block_ms, grace_period_s=a.grace_period, kill_grace_s=a.kill_grace,
-            log_json=a.log_json, **extra,
+            log_json=a.log_json, artifacts_url=a.artifacts, s3_endpoint_url=a.s3_endpoint_url,
+            aws_region=a.aws_region, aws_endpoint_url=a.aws_endpoint_url,
+            aws_batch_queue=a.aws_batch_queue, aws_batch_job_role=a.aws_batch_job_role, **extra,
         )
     except ValueError as e:
         parser.error(str(e))

@@ -35,6 +35,14 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     grace_period_s: float = 30.0
     kill_grace_s: float = 5.0
     log_json: bool = False
+    # artifacts: "" → {data_dir}/artifacts; else file:///dir or s3://bucket/prefix
+    artifacts_url: str = ""
+    s3_endpoint_url: str = ""  # S3-compatible endpoint (MinIO, moto); "" → AWS
+    # aws_batch executor (enabled when a job queue is given); "" → the AWS default chain
+    aws_region: str = ""
+    aws_endpoint_url: str = ""  # endpoint for Batch (and S3 unless s3_endpoint_url is set)
+    aws_batch_queue: str = ""
+    aws_batch_job_role: str = ""  # ARN of the IAM role the containers run as
 
     def __post_init__(self) -> None:
         if self.slots < 1:
@@ -52,3 +60,7 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("block_ms must be positive")
         if self.grace_period_s < 0 or self.kill_grace_s < 0:
             raise ValueError("grace periods cannot be negative")
+        scheme = self.artifacts_url.partition("://")[0] if "://" in self.artifacts_url else ""
+        if scheme not in ("", "file", "s3"):
+            raise ValueError(f"--artifacts {self.artifacts_url!r}: use file:///path or "
+                             "s3://bucket/prefix")

@@ -17,6 +17,12 @@ class ExecuteRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     revision: Annotated[str, Meta(pattern=r"^[0-9a-fA-F]{4,40}$")] | None = None
     params: dict[str, Any] = {}
     priority: Annotated[int, Meta(ge=PRIORITY_MIN, le=PRIORITY_MAX)] | None = None
+    queue: bool = True  # false: create the run in state `new` (PATCH its params, then queue it)
+
+
+class PatchRun(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    params: dict[str, Any] = {}
+    priority: Annotated[int, Meta(ge=PRIORITY_MIN, le=PRIORITY_MAX)] | None = None
 
 
 class RunRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -25,5 +31,10 @@ class RunRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class PublishEnvelope(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    workflow: dict[str, Any]
+    """`workflow` (the document) or `url` (fetched by the broker), a commit message, and the
+    revision the edit is based on (`base`; a stale base answers 409)."""
+
+    workflow: dict[str, Any] | None = None
     message: str | None = None
+    base: str | None = None
+    url: str | None = None

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from broker.api import audit, revisions_api, system, users, workflows
+from broker.api import (
+    audit,
+    lifecycle_api,
+    operations,
+    revisions_api,
+    system,
+    users,
+    workflows,
+)
+from broker.api import redo as redo_api
 
 API = "/api/v1"
 
@@ -13,7 +22,19 @@ def route_table() -> list[web.RouteDef]:
     return [
         web.get("/", system.index),
         web.get(f"{API}/status", system.status),
-        web.get(f"{API}/queue/status", system.queue_status),
+        web.get(f"{API}/queue/status", operations.queue_status),
+        web.post(f"{API}/queue/clear", operations.queue_clear),
+        web.get(f"{API}/runners/status", operations.runners_status),
+        web.post(f"{API}/runners/register", operations.runners_register),
+        web.post(f"{API}/runners/cancel", operations.runners_cancel),
+        web.post(f"{API}/runners/shutdown", operations.runners_shutdown),
+        web.post(f"{API}/admin/cancel_all", operations.admin_cancel_all),
+        web.post(f"{API}/admin/shutdown", operations.admin_shutdown),
+        web.patch(f"{API}/runs/{{run}}", lifecycle_api.patch_run),
+        web.delete(f"{API}/runs/{{run}}", lifecycle_api.delete_run),
+        web.post(f"{API}/runs/{{run}}/queue", lifecycle_api.queue_run),
+        web.get(f"{API}/runs/{{run}}/results", lifecycle_api.results),
+        web.get(f"{API}/runs/{{run}}/messages", lifecycle_api.messages),
         web.post(f"{API}/workflow/publish", revisions_api.publish),
         web.post(f"{API}/workflow/execute", workflows.execute),
         web.get(f"{API}/workflow/status", workflows.status),
@@ -22,9 +43,16 @@ def route_table() -> list[web.RouteDef]:
         web.get(f"{API}/workflow/get", revisions_api.get_workflow),
         web.get(f"{API}/workflows", revisions_api.list_workflows),
         web.get(f"{API}/workflows/{{name}}", revisions_api.get_workflow),
+        web.get(f"{API}/workflow/history", revisions_api.history),
+        web.get(f"{API}/workflow/diff", revisions_api.diff),
+        web.post(f"{API}/workflow/delete", revisions_api.delete),
+        web.get(f"{API}/workflows/{{name}}/history", revisions_api.history),
+        web.get(f"{API}/workflows/{{name}}/diff", revisions_api.diff),
         web.get(f"{API}/runs", workflows.list_runs),
         web.get(f"{API}/runs/{{run}}", workflows.run_by_id),
         web.post(f"{API}/runs/{{run}}/cancel", workflows.cancel_by_id),
+        web.post(f"{API}/runs/{{run}}/redo", redo_api.redo_by_id),
+        web.post(f"{API}/workflow/redo", redo_api.redo),
         web.post(f"{API}/users", users.create_user),
         web.get(f"{API}/users", users.list_users),
         web.get(f"{API}/users/me", users.whoami),

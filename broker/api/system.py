@@ -47,8 +47,3 @@ async def status(request: web.Request) -> web.Response:
 async def index(request: web.Request) -> web.FileResponse:
     """The built-in status page (the React UI replaces it when built)."""
     return web.FileResponse(Path(__file__).parent / "static" / "index.html")
-
-
-async def queue_status(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    return web.json_response({"queues": await queries.queue_overview(engine.redis, engine.keys)})

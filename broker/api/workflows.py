@@ -12,6 +12,7 @@ from broker.api.models import ExecuteRequest, RunRequest
 from broker.core.expand import expand
 from broker.core.parse import parse_workflow
 from broker.engine import queries
+from broker.engine.lifecycle import create_new_run
 from broker.errors import BadRequest
 
 
@@ -22,13 +23,28 @@ async def execute(request: web.Request) -> web.Response:
         raise BadRequest("the request body must be a JSON object", {"path": "$"})
     req = convert(body, ExecuteRequest)
     user = request_user(request)
-    text, sha = await request.app[REVISIONS].load(req.name, req.revision)
+    text, sha = await request.app[REVISIONS].load(req.name, req.revision, owner=user.id)
     wf = parse_workflow(text)
     settings = request.app[SETTINGS]
     plan = expand(wf, req.params, req.priority, max_tasks=settings.max_tasks)
-    run = await request.app[ENGINE].submit(
-        plan, {"workflow": wf.name, "revision": sha, "owner": user.id}
-    )
+    meta = {"workflow": wf.name, "revision": sha, "owner": user.id}
+    engine = request.app[ENGINE]
+    if not req.queue:  # validated above; expanded again when it is queued
+        run = await create_new_run(
+            engine.redis, engine.keys, meta=meta, params=req.params, priority=req.priority
+        )
+        request[AUDIT_TARGET] = run
+        return web.json_response(
+            {
+                "run": run,
+                "name": wf.name,
+                "revision": sha,
+                "state": "new",
+                "tasks": len(plan.tasks),
+            },
+            status=201,
+        )
+    run = await engine.submit(plan, meta)
     request[AUDIT_TARGET] = run
     return web.json_response(
         {"run": run, "name": wf.name, "revision": sha, "tasks": len(plan.tasks)}, status=201

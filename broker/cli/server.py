@@ -14,6 +14,7 @@ from aiohttp import web
 
 from broker.api.app import create_app, write_address_file
 from broker.api.appkeys import EMBEDDED, SETTINGS
+from broker.api.operations import SHUTDOWN
 from broker.auth.bootstrap import admin_token_path
 from broker.config import DEFAULT_PORT, Settings, default_home, settings_from_env
 from broker.logs import setup_logging
@@ -117,6 +118,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
     stop = stop or asyncio.Event()
     _stop_on_signals(stop)
     app = create_app(settings)
+    app[SHUTDOWN] = stop
     runner, url = await start_site(app, settings)
     _announce(app, url)
     try:
@@ -166,6 +168,7 @@ async def up(args: argparse.Namespace, settings: Settings) -> int:
     stop = asyncio.Event()
     _stop_on_signals(stop)
     app = create_app(settings)
+    app[SHUTDOWN] = stop
     runner, url = await start_site(app, settings)
     embedded = app.get(EMBEDDED)
     redis_url = embedded.url if embedded is not None else app[SETTINGS].redis_url

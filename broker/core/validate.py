@@ -216,7 +216,7 @@ def _resolve_node(
         init=node.init,
         wait_for=node.wait_for,
     )
-    rclass = resource_class(res.class_, res.gpus, mem)
+    rclass = resource_class(res.class_, res.gpus, mem, executor)
     group = None
     if node.kind == "ensemble":
         group, problems = resolve_group(nid, node, wf, resolve)

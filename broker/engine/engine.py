@@ -143,9 +143,9 @@ class Engine:
         await self.scripts.dispatch(sorted(classes))
 
     # -- runs -----------------------------------------------------------
-    async def submit(self, plan: Plan, meta: dict[str, str]) -> str:
+    async def submit(self, plan: Plan, meta: dict[str, str], run_id: str | None = None) -> str:
         """Write a run and release it. Shielded: a dropped HTTP request never half-writes."""
-        run_id = new_run_id()
+        run_id = run_id or new_run_id()
         task = asyncio.create_task(
             write_run(
                 self.redis,
@@ -185,6 +185,7 @@ class Engine:
         if view is None:
             raise NotFound(f"no run '{run}'", {"run": run})
         out: dict[str, Any] = {"run": view}
+        out["messages"] = await queries.get_messages(self.redis, self.keys, run, limit=50)
         if with_tasks:
             out["tasks"] = await queries.get_tasks(self.redis, self.keys, run)
         return out

@@ -29,6 +29,9 @@ TASK_FIELDS = (
     "tail",
     "fails",
     "lost",
+    "group",
+    "member",
+    "reused_from",
 )
 TASK_INT_FIELDS = (
     "attempt",
@@ -51,6 +54,23 @@ def _int(value: str | None) -> int | None:
         return None
 
 
+def run_phase(state: str, counts: dict[str, int]) -> str:
+    """The run's lifecycle phase as the Kepler engine names it:
+    new → queued → running ⇄ waiting → finished | failed | cancelled."""
+    if state in ("new", "failed", "cancelled"):
+        return state
+    if state == "succeeded":
+        return "finished"
+    if state == "expanding":
+        return "queued"
+    if counts.get("running", 0) or counts.get("dispatched", 0):
+        return "running"
+    started = sum(counts.get(s, 0) for s in ("succeeded", "failed", "upstream_failed", "cancelled"))
+    if not started and not counts.get("retry_wait", 0):
+        return "queued"
+    return "waiting"
+
+
 def run_view(run: str, h: dict[str, str]) -> dict[str, Any]:
     """A run hash → API shape with per-state counts."""
     counts = {k[2:]: int(v) for k, v in h.items() if k.startswith("n_") and int(v) > 0}
@@ -60,6 +80,7 @@ def run_view(run: str, h: dict[str, str]) -> dict[str, Any]:
         "revision": h.get("revision", ""),
         "owner": h.get("owner", ""),
         "state": h.get("state", ""),
+        "phase": run_phase(h.get("state", ""), counts),
         "reason": h.get("reason", ""),
         "counts": counts,
         "params": json.loads(h["params"]) if h.get("params") else {},
@@ -81,12 +102,54 @@ def task_view(tid: str, values: list[str | None], with_tail: bool = False) -> di
     out["parents"] = h["parents"].split(",") if h["parents"] else []
     if with_tail:
         out["tail"] = h["tail"] or ""
+    if h["group"]:  # an ensemble member's task
+        out["group"], out["member"] = h["group"], _int(h["member"])
+    if h["reused_from"]:  # a redo reused this task's result
+        out["reused_from"] = h["reused_from"]
+    return out
+
+
+def _redo_links(h: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if h.get("redo_of"):
+        out["redo_of"] = h["redo_of"]
+    if h.get("redone_by"):
+        out["redone_by"] = h["redone_by"].split(",")
+    return out
+
+
+async def group_summaries(redis: Redis, keys: Keys, run: str, text: str) -> dict[str, Any]:
+    """The run hash's `groups` (ensemble → members, tasks, offset in the task list) with a
+    count of its tasks per state."""
+    groups: dict[str, dict[str, int]] = json.loads(text)
+    pipe = redis.pipeline(transaction=False)
+    for g in groups.values():
+        pipe.lrange(keys.tasks(run), g["offset"], g["offset"] + g["tasks"] - 1)
+    id_lists = await pipe.execute() if groups else []
+    pipe = redis.pipeline(transaction=False)
+    for ids in id_lists:
+        for tid in ids:
+            pipe.hget(keys.task(run, tid), "state")
+    states = iter(await pipe.execute() if any(id_lists) else [])
+    out: dict[str, Any] = {}
+    for (name, g), ids in zip(groups.items(), id_lists, strict=True):
+        counts: dict[str, int] = {}
+        for _ in ids:
+            state = next(states) or "unknown"
+            counts[state] = counts.get(state, 0) + 1
+        out[name] = {"members": g["members"], "tasks": g["tasks"], "counts": counts}
     return out
 
 
 async def get_run(redis: Redis, keys: Keys, run: str) -> dict[str, Any] | None:
     h = await redis.hgetall(keys.run(run))
-    return run_view(run, h) if h else None
+    if not h:
+        return None
+    view = run_view(run, h)
+    view.update(_redo_links(h))
+    if h.get("groups"):
+        view["groups"] = await group_summaries(redis, keys, run, h["groups"])
+    return view
 
 
 async def get_tasks(
@@ -131,4 +194,24 @@ async def queue_overview(redis: Redis, keys: Keys) -> dict[str, dict[str, int]]:
     return {
         c: {"ready": res[2 * i], "in_flight": res[2 * i + 1], "capacity": int(capacity.get(c, 0))}
         for i, c in enumerate(classes)
+    }
+
+
+async def get_messages(
+    redis: Redis, keys: Keys, run: str, limit: int = 200
+) -> list[dict[str, Any]]:
+    return [json.loads(m) for m in await redis.lrange(keys.messages(run), -limit, -1)]
+
+
+async def get_results(redis: Redis, keys: Keys, run: str) -> dict[str, Any]:
+    """task id → result of every succeeded task that returned one."""
+    ids = await redis.lrange(keys.tasks(run), 0, -1)
+    pipe = redis.pipeline(transaction=False)
+    for tid in ids:
+        pipe.hmget(keys.task(run, tid), "state", "result")
+    rows = await pipe.execute() if ids else []
+    return {
+        tid: json.loads(result)
+        for tid, (state, result) in zip(ids, rows, strict=True)
+        if state == "succeeded" and result
     }

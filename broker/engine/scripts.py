@@ -14,7 +14,10 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
-SCRIPT_NAMES = ("complete", "dispatch", "start", "promote", "release_run", "cancel_run")
+SCRIPT_NAMES = (
+    "complete", "dispatch", "start", "promote", "release_run", "cancel_run", "redo_link",
+    "clear_queue",
+)
 
 
 def now_ms() -> int:
@@ -95,3 +98,11 @@ class Scripts:
         if isinstance(out, int):
             return out
         return [(out[i], out[i + 1]) for i in range(0, len(out), 2)]
+
+    async def redo_link(self, old_run: str, new_run: str, now: int | None = None) -> int:
+        """Append new_run to old_run's `redone_by` (once) → runs listed; -1 if old_run is gone."""
+        return int(await self._s["redo_link"](args=[*self._head(now), old_run, new_run]))
+
+    async def clear_queue(self, rclass: str, reason: str, now: int | None = None) -> int:
+        """Cancel every ready task of a class. Returns how many."""
+        return int(await self._s["clear_queue"](args=[*self._head(now), rclass, reason]))

@@ -8,6 +8,8 @@ import secrets
 import time
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from broker.core.expand import Plan, PlannedTask
 from broker.core.scoring import score
 from broker.spec import task_spec_encoder
@@ -33,7 +35,9 @@ def new_run_id(now_ms: int | None = None) -> str:
     return "r" + out + "".join(secrets.choice(_B36) for _ in range(5))
 
 
-def task_fields(t: PlannedTask, state: str) -> dict[str, str | int]:
+def task_fields(
+    t: PlannedTask, state: str, deps_left: int | None = None
+) -> dict[str, str | int]:
     """The task hash as written at expansion: state only, never the spec (shared per node)."""
     f: dict[str, str | int] = {
         "state": state,
@@ -44,7 +48,7 @@ def task_fields(t: PlannedTask, state: str) -> dict[str, str | int]:
         "batch": t.batch_key,
     }
     if t.parents:
-        f["deps_left"] = len(t.parents)
+        f["deps_left"] = len(t.parents) if deps_left is None else deps_left
         f["parents"] = ",".join(t.parents)
     if t.children:
         f["children"] = ",".join(t.children)
@@ -55,7 +59,19 @@ def task_fields(t: PlannedTask, state: str) -> dict[str, str | int]:
     if t.max_attempts > 1:
         f["max_attempts"] = t.max_attempts
         f["backoff_ms"] = t.backoff_ms
+    if t.group is not None and t.member is not None:
+        f["group"], f["member"] = t.group, t.member
+    if t.reused_from:  # redo: already succeeded in that run
+        f["reused_from"], f["result"] = t.reused_from, t.result
     return f
+
+
+def deps_left(plan: Plan) -> dict[str, int]:
+    """Parents each task to run waits for: all of them, except those reused by a redo."""
+    reused = {t.id for t in plan.tasks if t.reused_from}
+    if not reused:
+        return {t.id: len(t.parents) for t in plan.tasks}
+    return {t.id: sum(p not in reused for p in t.parents) for t in plan.tasks if not t.reused_from}
 
 
 async def write_run(
@@ -75,10 +91,12 @@ async def write_run(
     `dagb:runs:expanding`; the janitor fails a run that made no progress for expand_timeout_s.
     """
     now = int(time.time() * 1000)
-    roots = [t for t in plan.tasks if not t.parents]
+    left = deps_left(plan)
+    roots = [t for t in plan.tasks if left.get(t.id) == 0]
+    total = len(plan.tasks)
+    n_reused = total - len(left)  # redo: tasks written already succeeded
     seq_end = int(await redis.incrby(keys.seq(), max(1, len(roots))))
     seq = seq_end - len(roots) + 1
-    total = len(plan.tasks)
     run_fields: dict[str, str | int] = {
         **meta,
         "state": "expanding",
@@ -86,10 +104,14 @@ async def write_run(
         "params": json.dumps(plan.params, separators=(",", ":")),
         "created_at": now,
         "total": total,
-        "remaining": total,
-        "n_pending": total - len(roots),
+        "remaining": total - n_reused,
+        "n_pending": total - n_reused - len(roots),
         "n_ready": len(roots),
     }
+    if n_reused:
+        run_fields["n_succeeded"] = n_reused
+    if plan.groups:
+        run_fields["groups"] = msgspec.json.encode(plan.groups).decode()
     pipe = redis.pipeline(transaction=False)
     pipe.hset(keys.run(run_id), mapping=run_fields)
     pipe.zadd(keys.runs(), {run_id: now})
@@ -107,10 +129,10 @@ async def write_run(
         pipe = redis.pipeline(transaction=False)
         staged: dict[str, dict[str, int]] = {}
         for t in part:
-            is_root = not t.parents
-            pipe.hset(
-                keys.task(run_id, t.id), mapping=task_fields(t, "ready" if is_root else "pending")
-            )
+            n = left.get(t.id)
+            is_root = n == 0
+            state = "succeeded" if n is None else "ready" if is_root else "pending"
+            pipe.hset(keys.task(run_id, t.id), mapping=task_fields(t, state, n or 0))
             if is_root:
                 staged.setdefault(t.rclass, {})[f"{run_id}:{t.id}"] = score(t.priority, seq)
                 seq += 1

@@ -70,3 +70,12 @@ def test_cli_run_watch_exit_codes(cluster: Cluster, tmp_path: Path) -> None:
     assert "cycle" in rejected.stderr
     unreachable = dagbroker("status", "rx0000", url=f"http://127.0.0.1:{free_port()}", env=env)
     assert unreachable.returncode == 3
+
+
+async def test_admin_shutdown_stops_the_broker_gracefully(cluster: Cluster) -> None:
+    from e2e.cluster import api
+
+    broker, url = cluster.start_broker()
+    out = await api(url, "POST", "/api/v1/admin/shutdown")
+    assert out == {"shutdown": True}
+    assert broker.popen.wait(30) == 0

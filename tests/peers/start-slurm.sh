@@ -5,8 +5,10 @@
 #   tests/peers/stop-slurm.sh DIR
 # Ports: SLURMCTLD_PORT (default 6817) and SLURMD_PORT (6818); set both when two clusters
 # may run at once. Needs root and: scripts/install-peers (slurmctld slurmd slurm-client munge).
-# Memory is enforced per job (--mem) by jobacct_gather/linux's OverMemoryKill: a job that
-# outgrows it ends OUT_OF_MEMORY.
+# Memory: with a cgroup v1 memory controller (/sys/fs/cgroup/memory), task/cgroup enforces each
+# job's --mem and a job that outgrows it ends OUT_OF_MEMORY; SLURM_CGROUP=no turns that off
+# (and it is off where there is no such controller). FirstJobId is random, so two clusters on
+# one machine never share a job's cgroup.
 set -euo pipefail
 D=${1:?usage: start-slurm.sh DIR}
 mkdir -p "$D"
@@ -15,6 +17,29 @@ mkdir -p "$D"/{state,spool,log,munge,out}
 chmod 700 "$D/munge"
 NCPU=$(nproc)
 MEM_MB=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 512 ))
+FIRST_JOB_ID=${SLURM_FIRST_JOB_ID:-$(( (RANDOM * 32768 + RANDOM) % 50000000 + 1000 ))}
+
+if [ "${SLURM_CGROUP:-auto}" != no ] && [ -w /sys/fs/cgroup/memory ] \
+   && [ -e /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then
+  CGROUP=yes
+  PLUGIN_LINES="ProctrackType=proctrack/cgroup
+TaskPlugin=task/cgroup
+JobAcctGatherType=jobacct_gather/cgroup"
+  cat > "$D/cgroup.conf" <<CG
+CgroupPlugin=cgroup/v1
+CgroupMountpoint=/sys/fs/cgroup
+ConstrainRAMSpace=yes
+ConstrainSwapSpace=yes
+ConstrainCores=no
+ConstrainDevices=no
+CG
+else
+  CGROUP=no
+  PLUGIN_LINES="ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none"
+  rm -f "$D/cgroup.conf"
+fi
 
 # munge: a private key and socket
 if [ ! -f "$D/munge/munge.key" ]; then
@@ -42,11 +67,7 @@ SlurmctldPidFile=$D/slurmctld.pid
 SlurmdPidFile=$D/slurmd.pid
 SlurmctldLogFile=$D/log/slurmctld.log
 SlurmdLogFile=$D/log/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/linux
-JobAcctGatherFrequency=task=1
-JobAcctGatherParams=OverMemoryKill
+$PLUGIN_LINES
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=$D/log/jobcomp.txt
@@ -64,6 +85,7 @@ InactiveLimit=0
 KillWait=2
 OverTimeLimit=0
 MinJobAge=300
+FirstJobId=$FIRST_JOB_ID
 MaxArraySize=1001
 NodeName=localhost CPUs=$NCPU RealMemory=$MEM_MB State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
@@ -79,5 +101,5 @@ for _ in $(seq 1 150); do                            # up to 30 s for the node t
   [ "$st" = "idle" ] && break
   sleep 0.2
 done
-echo "SLURM_CONF=$D/slurm.conf  node state: $st"
+echo "SLURM_CONF=$D/slurm.conf  node state: $st  cgroup: $CGROUP"
 [ "$st" = "idle" ]

@@ -13,7 +13,13 @@ stop_pid() {
   for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
   kill -9 "$pid" 2>/dev/null || true
 }
-scancel --state=RUNNING,PENDING --full >/dev/null 2>&1 || true
+# cancel every job first: a job step outlives slurmd otherwise
+if scancel --user="$(id -un)" >/dev/null 2>&1; then
+  for _ in $(seq 1 50); do
+    [ -z "$(squeue -h -t RUNNING,COMPLETING,PENDING -o %i 2>/dev/null)" ] && break
+    sleep 0.1
+  done
+fi
 scontrol shutdown >/dev/null 2>&1 || true      # stops slurmctld and slurmd, not munged
 stop_pid "$D/slurmctld.pid"
 stop_pid "$D/slurmd.pid"

@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
+from broker.artifacts import ArtifactError
 from broker.core.template import render
 from broker.wire import Completion, Outcome
+from worker.artifacts import prepare_workdir, store_outputs
 from worker.executors.inputs import fetch_inputs
 from worker.executors.outcome import classify, parse_error, parse_result, tail_text
 from worker.executors.paths import AttemptPaths
@@ -115,6 +117,10 @@ async def _prepare(
         raise LaunchError("nothing to run: the command is empty")
     inputs = await fetch_inputs(ctx.redis, ctx.keys, msg)
     await asyncio.to_thread(_write_files, paths, inputs, launch.files)
+    try:
+        cwd = await prepare_workdir(ctx, msg, paths.work, cwd)  # stages spec.inputs
+    except ArtifactError as e:
+        raise LaunchError(str(e)) from e
     return _Prepared(launch.argv, env, cwd)
 
 
@@ -142,7 +148,8 @@ def _cleanup(paths: AttemptPaths) -> None:
 
 
 def _finish(
-    handle: TaskHandle, ctx: ExecContext, paths: AttemptPaths, proc: ProcessResult
+    handle: TaskHandle, ctx: ExecContext, paths: AttemptPaths, proc: ProcessResult,
+    failure: str = "",
 ) -> Completion:
     """Blocking (runs in a thread): read result, error and log tail; build the Completion."""
     msg = handle.msg
@@ -153,8 +160,8 @@ def _finish(
     result: Any = None
     if outcome is Outcome.SUCCEEDED:
         result, err = parse_result(_read(paths.result))
-        if err:
-            outcome, reason = Outcome.FAILED, err
+        if err or failure:
+            outcome, reason = Outcome.FAILED, err or failure
     elif outcome is Outcome.FAILED and not proc.timed_out:
         reason = parse_error(_read(paths.error)) or reason
     if reason:
@@ -210,7 +217,8 @@ async def _run(handle: TaskHandle, ctx: ExecContext, build: LaunchBuilder) -> Co
         return await asyncio.to_thread(
             _ended_early, handle, ctx, paths, failed, reason, started_at_ms
         )
-    return await asyncio.to_thread(_finish, handle, ctx, paths, proc)
+    failure = await store_outputs(ctx, msg, prep.cwd, proc)  # spec.outputs, indexed
+    return await asyncio.to_thread(_finish, handle, ctx, paths, proc, failure)
 
 
 async def run_attempt(

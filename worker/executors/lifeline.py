@@ -24,6 +24,7 @@ A process that leaves the group itself (`setsid`, a job-control shell) escapes, 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import signal
@@ -77,11 +78,15 @@ class Lifeline:
 
     def __init__(self) -> None:
         """Start the watcher (synchronous, like any spawn); OSError if it cannot start."""
-        self._leader = subprocess.Popen(
-            [SHELL, "-c", WATCH_SCRIPT, "dagbroker-lifeline"], stdin=_read_end(),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/", env={},
-            process_group=0,
-        )
+        try:
+            self._leader = subprocess.Popen(
+                [SHELL, "-c", WATCH_SCRIPT, "dagbroker-lifeline"], stdin=_read_end(),
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/", env={},
+                process_group=0,
+            )
+        except OSError as e:
+            raise OSError(e.errno, f"cannot start the task's group leader {SHELL}: "
+                                   f"{e.strerror}") from e
         self.pgid = self._leader.pid
 
     def signal(self, sig: int) -> None:
@@ -97,13 +102,11 @@ class Lifeline:
 
 # Killed leaders not reaped yet: referenced until reaped (no zombies, no ResourceWarning).
 _dying: set[subprocess.Popen[bytes]] = set()
-_sweep_scheduled = False
+_sweep_on: asyncio.AbstractEventLoop | None = None  # the loop a sweep is scheduled on
 
 
 def _sweep_soon(delay_s: float = 0.002) -> None:
-    global _sweep_scheduled
-    if _sweep_scheduled:
-        return
+    global _sweep_on
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # no loop: reap right away (a SIGKILLed sh dies at once)
@@ -111,13 +114,25 @@ def _sweep_soon(delay_s: float = 0.002) -> None:
             leader.wait()
             _dying.discard(leader)
         return
-    _sweep_scheduled = True
+    if _sweep_on is loop:  # (a sweep pending on a loop since closed does not count)
+        return
+    _sweep_on = loop
     loop.call_later(delay_s, _sweep, delay_s)
 
 
+def _reap_at_exit() -> None:
+    """Leaders killed in the last milliseconds before the worker exits (bounded wait)."""
+    for leader in list(_dying):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            leader.wait(timeout=1.0)
+
+
+atexit.register(_reap_at_exit)
+
+
 def _sweep(delay_s: float) -> None:
-    global _sweep_scheduled
-    _sweep_scheduled = False
+    global _sweep_on
+    _sweep_on = None
     for leader in list(_dying):
         if leader.poll() is not None:
             _dying.discard(leader)

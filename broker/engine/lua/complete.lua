@@ -35,10 +35,13 @@ local function retry_or_fail(run, node, tkey, old, reason, final)
     redis.call('HSET', tkey, 'due_at', fmt(NOW + delay), 'reason', reason)
     redis.call('ZADD', K_DELAYED, fmt(NOW + delay), run .. ':' .. node)
     emit('kind', 'task', 'run', run, 'node', node, 'state', 'retry_wait', 'reason', reason)
+    message(run, node, string.format('%s failed (%s); retry %d of %d in %.1f s', node, reason,
+      fails, tonumber(f[1]) - 1, delay / 1000))
     return
   end
   set_state(run, tkey, old, 'failed')
   redis.call('HSET', tkey, 'finished_at', NOW, 'reason', reason)
+  message(run, node, node .. ' failed: ' .. reason)
   emit('kind', 'task', 'run', run, 'node', node, 'state', 'failed', 'reason', reason)
   task_terminal(run)
   release_children(run, node, tkey, false)
@@ -80,6 +83,7 @@ local function apply(c)
         ' times (its worker died or stopped renewing the lease)', true)
     else
       emit('kind', 'task', 'run', run, 'node', node, 'state', 'lost', 'reason', c[7])
+      message(run, node, node .. ' was lost (' .. c[7] .. '); queued again')
       requeue(run, node, tkey, old)
     end
   elseif outcome == 'handed_back' then

@@ -50,6 +50,13 @@ local function emit(...)
   redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'ts', NOW, ...)
 end
 
+-- A human-readable notice on the run (retries, lost workers, …), newest last, capped at 200.
+local function message(run, node, text)
+  local k = PREFIX .. ':msgs:' .. run
+  redis.call('RPUSH', k, cjson.encode({ ts = NOW, task = node, text = text }))
+  redis.call('LTRIM', k, -200, -1)
+end
+
 local function set_state(run, tkey, old, new)
   redis.call('HSET', tkey, 'state', new)
   local rk = k_run(run)
@@ -62,6 +69,7 @@ local function make_ready(run, node, tkey, old)
   local f = redis.call('HMGET', tkey, 'class', 'priority')
   local seq = redis.call('INCR', K_SEQ)
   redis.call('ZADD', k_ready(f[1]), fmt(score(tonumber(f[2]), seq)), run .. ':' .. node)
+  redis.call('HSET', tkey, 'ready_at', NOW)
   set_state(run, tkey, old, 'ready')
   touched[f[1]] = true
   emit('kind', 'task', 'run', run, 'node', node, 'state', 'ready')

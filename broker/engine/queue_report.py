@@ -1,0 +1,113 @@
+"""What each resource-class queue holds, who serves it, and why tasks may be stuck."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from broker.keys import WORKER_GROUP
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from broker.keys import Keys
+
+SAMPLE = 200
+
+
+async def live_runners(redis: Redis, keys: Keys) -> list[dict[str, Any]]:
+    """Registered runners whose heartbeat is alive, with their advertised capabilities."""
+    ids = sorted(await redis.smembers(keys.runners()))
+    pipe = redis.pipeline(transaction=False)
+    for rid in ids:
+        pipe.hgetall(keys.runner(rid))
+        pipe.pttl(keys.heartbeat(rid))
+    res = await pipe.execute() if ids else []
+    out = []
+    for i, rid in enumerate(ids):
+        h, ttl = res[2 * i], res[2 * i + 1]
+        if not h:
+            continue
+        out.append({
+            "id": rid,
+            "host": h.get("host", ""),
+            "pid": int(h.get("pid", 0) or 0),
+            "classes": [c for c in h.get("classes", "").split(",") if c],
+            "slots": int(h.get("slots", 0) or 0),
+            "busy": int(h.get("busy", 0) or 0),
+            "executors": [e for e in h.get("executors", "").split(",") if e],
+            "labels": json.loads(h["labels"]) if h.get("labels") else {},
+            "state": h.get("state", ""),
+            "alive": ttl > 0,
+            "heartbeat_ttl_ms": max(ttl, 0),
+            "started_at": int(h.get("started_at", 0) or 0),
+        })
+    return out
+
+
+async def _sample_ready(redis: Redis, keys: Keys, rclass: str) -> tuple[int | None, dict[str, int]]:
+    """(oldest ready_at among a sample, executor → count in the sample)."""
+    members = await redis.zrange(keys.ready(rclass), 0, SAMPLE - 1)
+    members += await redis.zrange(keys.ready(rclass), -SAMPLE, -1)
+    pipe = redis.pipeline(transaction=False)
+    for m in members:
+        run, _, node = m.partition(":")
+        pipe.hmget(keys.task(run, node), "ready_at", "tpl")
+        pipe.hget(keys.run(run), "started_at")
+    res = await pipe.execute() if members else []
+    oldest: int | None = None
+    executors: dict[str, int] = {}
+    specs: dict[tuple[str, str], str] = {}
+    for i, m in enumerate(members):
+        (ready_at, tpl), started = res[2 * i], res[2 * i + 1]
+        t = int(ready_at or started or 0) or None
+        if t is not None:
+            oldest = t if oldest is None else min(oldest, t)
+        run = m.partition(":")[0]
+        if (run, tpl) not in specs:
+            spec = await redis.hget(keys.spec(run), tpl or "")
+            specs[(run, tpl)] = json.loads(spec).get("executor", "shell") if spec else "shell"
+        ex = specs[(run, tpl)]
+        executors[ex] = executors.get(ex, 0) + 1
+    return oldest, executors
+
+
+async def queue_report(redis: Redis, keys: Keys) -> dict[str, Any]:
+    """Per class: ready, dispatched (not yet read), pending (read by a worker), oldest age,
+    runners serving it, and tasks no live runner can take with the reason."""
+    classes = sorted(await redis.smembers(keys.classes()))
+    runners = [r for r in await live_runners(redis, keys) if r["alive"]]
+    now = int(time.time() * 1000)
+    out: dict[str, Any] = {}
+    for c in classes:
+        ready = await redis.zcard(keys.ready(c))
+        length = await redis.xlen(keys.queue(c))
+        pending = 0
+        if length:
+            try:
+                summary = await redis.xpending(keys.queue(c), WORKER_GROUP)
+                pending = int(summary.get("pending", 0))
+            except Exception:  # no group yet: nothing was read
+                pending = 0
+        serving = [r for r in runners if c in r["classes"] and r["state"] == "active"]
+        oldest, executors = await _sample_ready(redis, keys, c) if ready else (None, {})
+        unfit: list[dict[str, Any]] = []
+        if ready and not serving:
+            unfit.append({"tasks": ready, "reason": f"no live runner serves class '{c}'"})
+        elif ready:
+            have = {e for r in serving for e in r["executors"]}
+            for ex, n in executors.items():
+                if ex not in have:
+                    unfit.append({"tasks_in_sample": n,
+                                  "reason": f"no runner of class '{c}' has executor '{ex}'"})
+        out[c] = {
+            "ready": ready,
+            "dispatched": length - pending,
+            "pending": pending,
+            "oldest_ready_age_s": round((now - oldest) / 1000, 3) if oldest else None,
+            "runners": [r["id"] for r in serving],
+            "slots": sum(r["slots"] for r in serving),
+            "unfit": unfit,
+        }
+    return out
