@@ -45,6 +45,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     runner_scan_s: float = 0.5  # capacity + dead-runner check
     done_block_ms: int = 1000
     appendfsync: str = "everysec"
+    policy_file: str | None = None  # deployment policy (broker/policy.py)
     log_json: bool = False
 
     @property

@@ -11,7 +11,7 @@ from pathlib import Path
 import redis.asyncio as aredis
 from aiohttp import web
 
-from broker.api.appkeys import EMBEDDED, ENGINE, REDIS, REVISIONS, SETTINGS
+from broker.api.appkeys import EMBEDDED, ENGINE, POLICY, REDIS, REVISIONS, SETTINGS
 from broker.api.audit import audit_middleware
 from broker.api.auth import AUTH_STORE, auth_middleware
 from broker.api.errors import error_middleware
@@ -23,6 +23,7 @@ from broker.config import Settings
 from broker.embedded_redis import EmbeddedRedis, check_redis_safe
 from broker.engine.engine import Engine
 from broker.history.db import open_db
+from broker.policy import load_policy
 from broker.revisions import RevisionStore
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[error_middleware, auth_middleware, audit_middleware],
     )
     app[SETTINGS] = settings
+    app[POLICY] = load_policy(settings.policy_file)
     app.cleanup_ctx.extend([history_ctx, redis_ctx, engine_ctx, revisions_ctx])
     app.add_routes(route_table())
     return app

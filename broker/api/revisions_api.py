@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
 from msgspec import Meta
 
-from broker.api.appkeys import REVISIONS, SETTINGS
+from broker.api.appkeys import POLICY, REVISIONS, SETTINGS
 from broker.api.auth import User, request_user
 from broker.api.codec import convert, read_args
 from broker.api.models import PublishEnvelope
@@ -90,7 +91,11 @@ def _base(request: web.Request, envelope_base: str | None) -> str | None:
         header = ""
     if header and envelope_base and header != envelope_base:
         raise BadRequest("If-Match and base name different revisions", {"field": "base"})
-    return header or envelope_base or None
+    base = header or envelope_base or None
+    if base is not None and not re.match(r"^[0-9a-fA-F]{7,40}$", base):
+        raise BadRequest(f"base revision {base!r} is not a commit sha (7 to 40 hex digits)",
+                         {"field": "base"})
+    return base
 
 
 def _envelope(doc: Any) -> PublishEnvelope:
@@ -150,6 +155,7 @@ async def publish(request: web.Request) -> web.Response:
     try:
         wf = to_workflow(doc)
         nodes, _ = resolve(wf)
+        request.app[POLICY].check(wf)
     except BrokerError as e:
         if env.url is not None:
             e.details["url"] = env.url

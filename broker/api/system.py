@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 from aiohttp import web
 
 import broker
-from broker.api.appkeys import EMBEDDED, ENGINE
+from broker.api.appkeys import EMBEDDED, ENGINE, POLICY
 from broker.api.auth import ANONYMOUS, request_user
 from broker.engine import queries
 
@@ -35,6 +36,7 @@ async def status(request: web.Request) -> web.Response:
             },
             "runners": runners,
             "active_runs": active,
+            "policy": msgspec.to_builtins(request.app[POLICY]),
             "queues": await queries.queue_overview(redis, engine.keys),
             "completions": {
                 "applied": engine.completions.applied,

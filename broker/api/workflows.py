@@ -5,14 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from broker.api.access import check_run_access
-from broker.api.appkeys import ENGINE, REVISIONS, SETTINGS
+from broker.api.appkeys import ENGINE, POLICY, REVISIONS, SETTINGS
 from broker.api.auth import AUDIT_TARGET, request_user
 from broker.api.codec import convert, read_args, read_json
 from broker.api.models import ExecuteRequest, RunRequest
 from broker.core.expand import expand
 from broker.core.parse import parse_workflow
 from broker.engine import queries
-from broker.engine.lifecycle import create_new_run
+from broker.engine.lifecycle import add_messages, create_new_run
 from broker.errors import BadRequest
 
 
@@ -24,7 +24,9 @@ async def execute(request: web.Request) -> web.Response:
     req = convert(body, ExecuteRequest)
     user = request_user(request)
     text, sha = await request.app[REVISIONS].load(req.name, req.revision, owner=user.id)
-    wf = parse_workflow(text)
+    policy = request.app[POLICY]
+    wf, notices = policy.substitute(parse_workflow(text))
+    policy.check(wf)  # the policy may have changed since the revision was published
     settings = request.app[SETTINGS]
     plan = expand(wf, req.params, req.priority, max_tasks=settings.max_tasks)
     meta = {"workflow": wf.name, "revision": sha, "owner": user.id}
@@ -45,6 +47,7 @@ async def execute(request: web.Request) -> web.Response:
             status=201,
         )
     run = await engine.submit(plan, meta)
+    await add_messages(engine.redis, engine.keys, run, notices)
     request[AUDIT_TARGET] = run
     return web.json_response(
         {"run": run, "name": wf.name, "revision": sha, "tasks": len(plan.tasks)}, status=201

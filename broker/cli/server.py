@@ -52,6 +52,8 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=None,
         help="fail a run whose expansion has not finished after this many seconds",
     )
+    p.add_argument("--policy", help="deployment policy file (JSON/YAML): forbidden executors, "
+                   "command patterns, substitutions")
     p.add_argument("--log-json", action="store_true", help="one JSON object per log line")
 
 
@@ -85,6 +87,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         lease_ms=args.lease_ms,
         broker_claim_idle_ms=args.claim_idle_ms,
         expand_timeout_s=args.expand_timeout,
+        policy_file=args.policy,
         log_json=args.log_json or None,
     )
 

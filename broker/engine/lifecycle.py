@@ -47,6 +47,18 @@ async def create_new_run(
     return run
 
 
+async def add_messages(
+    redis: Redis, keys: Keys, run: str, notices: list[tuple[str, str]]
+) -> None:
+    """Append (task, text) notices to the run's messages, as lib.lua `message` does."""
+    if not notices:
+        return
+    now = int(time.time() * 1000)
+    await redis.rpush(keys.messages(run), *(json.dumps({"ts": now, "task": task, "text": text})
+                                            for task, text in notices))
+    await redis.ltrim(keys.messages(run), -200, -1)
+
+
 async def require_state(redis: Redis, keys: Keys, run: str, *states: str) -> dict[str, str]:
     h = await redis.hgetall(keys.run(run))
     if h.get("state") not in states:

@@ -66,7 +66,7 @@ def node_entry(
         "type": "Node",
         "name": path[1],
         "uniquename": uniquename,
-        "pos": [pos[0], pos[1]],
+        "pos": [float(pos[0]), float(pos[1])],
         "path": [path[0], path[1]],
         "terminals": dict(terminals),
         "tunnel": False,
