@@ -60,9 +60,29 @@ def is_full_sha(text: str) -> bool:
     return bool(_FULL_SHA.match(text))
 
 
-def open_repo(path: Path) -> Repo:
-    """Open the bare repository at `path`, creating it (with fsync of objects) if missing."""
-    if not (path / "HEAD").exists():
+def remove_stale_locks(path: Path, stale_lock_s: float = STALE_LOCK_S) -> int:
+    """Remove `*.lock` files under objects/ and refs/ left by killed writers. → how many."""
+    now = time.time()
+    removed = 0
+    for sub in ("objects", "refs"):
+        for lock in (path / sub).rglob("*.lock"):
+            try:
+                if now - lock.stat().st_mtime > stale_lock_s:
+                    lock.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+    if removed:
+        logger.warning("removed %d stale git lock file(s) in %s", removed, path)
+    return removed
+
+
+def open_repo(path: Path, stale_lock_s: float = STALE_LOCK_S) -> Repo:
+    """Open the bare repository at `path`, creating it (with fsync of objects) if missing;
+    remove lock files that killed writers left behind."""
+    if (path / "HEAD").exists():
+        remove_stale_locks(path, stale_lock_s)
+    else:
         path.mkdir(parents=True, exist_ok=True)
         try:
             repo = Repo.init_bare(str(path))

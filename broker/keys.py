@@ -115,6 +115,31 @@ class Keys:
         """Hash `{task}/{name}` → JSON record of a stored output (broker.artifacts.index)."""
         return f"{self.prefix}:artifacts:{run}"
 
+    # -- events (docs/events-and-timers.md); a key lives in its owner's namespace ----------
+    def waiting(self, owner: str, key: str) -> str:
+        """Set of `{run}:{node}` event tasks waiting for `key` of `owner`."""
+        return f"{self.prefix}:wait:{owner}/{key}"
+
+    def waiting_keys(self) -> str:
+        """Set of `{owner}/{key}` that have (or recently had) waiting tasks."""
+        return f"{self.prefix}:waits"
+
+    def event_last(self, owner: str, key: str) -> str:
+        """Hash payload, id, ts of the last push of a key, kept for its retention time."""
+        return f"{self.prefix}:evlast:{owner}/{key}"
+
+    def event_seen(self, owner: str, key: str, push_id: str) -> str:
+        """A push id already applied (a repeated push with that id changes nothing)."""
+        return f"{self.prefix}:evseen:{owner}/{key}:{push_id}"
+
+    def pushes(self) -> str:
+        """List (capped) of recent pushes as JSON, newest first."""
+        return f"{self.prefix}:pushes"
+
+    def subscribers(self, owner: str, key: str) -> str:
+        """Set of `owner`'s workflow names whose `on_event` lists `key`."""
+        return f"{self.prefix}:on_event:{owner}/{key}"
+
     # -- coordination ---------------------------------------------------
     def lock(self, name: str) -> str:
         return f"{self.prefix}:lock:{name}"

@@ -110,7 +110,7 @@ class RevisionStore:
 
     def _open(self) -> Repo:
         if self._repo is None:
-            self._repo = gitrepo.open_repo(self.path)
+            self._repo = gitrepo.open_repo(self.path, self.stale_lock_s)
         return self._repo
 
     def close(self) -> None:

@@ -20,6 +20,8 @@ NodeId = Annotated[str, Meta(pattern=NODE_ID_PATTERN)]
 Name = Annotated[str, Meta(pattern=NAME_PATTERN)]
 Priority = Annotated[int, Meta(ge=PRIORITY_MIN, le=PRIORITY_MAX)]
 Seconds = Annotated[float, Meta(ge=0)]
+EVENT_KEY_PATTERN = r"^[A-Za-z0-9_.:\-]{1,200}$"
+EventKey = Annotated[str, Meta(pattern=EVENT_KEY_PATTERN)]
 
 # Executors a node may name. A worker advertises which it has; a task waits for a runner that
 # has its executor (`event` tasks are completed by the broker when their event arrives).
@@ -116,7 +118,7 @@ class Node(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaul
     image: str | None = None
     init: str | list[str] | None = None  # runs once per batch before its tasks
     # events (issue 4): an `event` node waits until this key is pushed
-    wait_for: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:\-]{1,200}$")] | None = None
+    wait_for: EventKey | None = None
 
 
 class Workflow(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
@@ -128,6 +130,9 @@ class Workflow(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_de
     priority: Priority = 0
     params: dict[Annotated[str, Meta(pattern=r"^[A-Za-z_]\w*$")], Any] = {}
     defaults: NodeDefaults | None = None
+    # events (issue 4): a push of one of these keys (by the owner) starts a run of the latest
+    # revision, with the payload as parameter `event` when the workflow declares it
+    on_event: list[EventKey] = []
 
 
 class TaskSpec(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -26,6 +26,7 @@ class TaskState(enum.StrEnum):
     DISPATCHED = "dispatched"  # in dagb:q:{class}, not yet started by a worker
     RUNNING = "running"
     RETRY_WAIT = "retry_wait"  # in dagb:delayed until its backoff elapses
+    WAITING = "waiting"  # an event task: in dagb:wait:{owner}/{key} until the key is pushed
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     UPSTREAM_FAILED = "upstream_failed"

@@ -23,6 +23,7 @@ from broker.artifacts import (
     LocalStore,
     find_artifacts,
     record_artifacts,
+    store_from_url,
 )
 from broker.artifacts.index import is_glob
 from worker.logs import task_extra
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from broker.artifacts import ArtifactStore
     from broker.keys import Keys
     from broker.wire import TaskMessage
+    from worker.config import WorkerSettings
     from worker.executors.base import ExecContext
     from worker.executors.process import ProcessResult
 
@@ -42,9 +44,16 @@ MAX_OUTPUT_FILES = 10_000  # per attempt, over all patterns
 WORKDIR_NAME = "wd"
 
 
+def store_from_settings(settings: WorkerSettings) -> ArtifactStore:
+    """The store a worker's settings name (`--artifacts`, default `{data_dir}/artifacts`)."""
+    url = settings.artifacts_url or str(Path(settings.data_dir) / "artifacts")
+    endpoint = settings.s3_endpoint_url or settings.aws_endpoint_url or None
+    return store_from_url(url, endpoint_url=endpoint, region=settings.aws_region or None)
+
+
 def store_for(ctx: ExecContext) -> ArtifactStore:
     """The worker's store: the one it was configured with, else `{data_dir}/artifacts`."""
-    configured: ArtifactStore | None = getattr(ctx, "artifacts", None)
+    configured: ArtifactStore | None = getattr(ctx, "artifacts", None)  # ExecContext.artifacts
     return configured if configured is not None else LocalStore(ctx.data_dir / "artifacts")
 
 

@@ -46,6 +46,20 @@ def _add_artifact_args(p: argparse.ArgumentParser, environ: Mapping[str, str]) -
                    metavar="ARN", help="IAM role ARN the aws_batch containers run as")
 
 
+def _add_hpc_args(p: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    """SLURM defaults and the SSH inventory (a flag wins over its environment variable)."""
+    env = environ.get
+    p.add_argument("--slurm-partition", default=env("DAGBROKER_SLURM_PARTITION", ""),
+                   metavar="NAME", help="default SLURM partition (a task's label 'partition' wins)")
+    p.add_argument("--slurm-account", default=env("DAGBROKER_SLURM_ACCOUNT", ""),
+                   metavar="NAME", help="default SLURM account (a task's label 'account' wins)")
+    p.add_argument("--slurm-poll-interval", type=float, default=2.0, metavar="SECONDS",
+                   help="how often squeue is asked about running SLURM jobs")
+    p.add_argument("--ssh-inventory", default=env("DAGBROKER_SSH_INVENTORY", ""), metavar="PATH",
+                   help="hosts for the ssh executor: TOML, JSON or YAML, name → host, port, user, "
+                        "key_file, known_hosts (env DAGBROKER_SSH_INVENTORY)")
+
+
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dagbroker worker", description="Run tasks of the given resource classes."
@@ -71,6 +85,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("--kill-grace", type=float, default=5.0, metavar="SECONDS",
                    help="between SIGTERM and SIGKILL of a task's process group")
     _add_artifact_args(p, environ)
+    _add_hpc_args(p, environ)
     p.add_argument("--block-ms", type=int, default=1000, help=argparse.SUPPRESS)
     p.add_argument("--log-json", action="store_true", help="one JSON object per log line")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -94,7 +109,9 @@ def parse_settings(
             block_ms=a.block_ms, grace_period_s=a.grace_period, kill_grace_s=a.kill_grace,
             log_json=a.log_json, artifacts_url=a.artifacts, s3_endpoint_url=a.s3_endpoint_url,
             aws_region=a.aws_region, aws_endpoint_url=a.aws_endpoint_url,
-            aws_batch_queue=a.aws_batch_queue, aws_batch_job_role=a.aws_batch_job_role, **extra,
+            aws_batch_queue=a.aws_batch_queue, aws_batch_job_role=a.aws_batch_job_role,
+            slurm_partition=a.slurm_partition, slurm_account=a.slurm_account,
+            slurm_poll_interval_s=a.slurm_poll_interval, ssh_inventory=a.ssh_inventory, **extra,
         )
     except ValueError as e:
         parser.error(str(e))

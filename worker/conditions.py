@@ -63,17 +63,28 @@ _OPS = {
 # -- pure ----------------------------------------------------------------------------------
 
 
-def describe(cond: Condition) -> str:
-    """The condition as text: its description, else e.g. `file data.csv exists`."""
+def _shown(text: str, values: Mapping[str, Any] | None, quote: bool = False) -> str:
+    if values is None:
+        return text
+    try:
+        return render(text, values, shell_quote=quote)
+    except KeyError:
+        return text
+
+
+def describe(cond: Condition, values: Mapping[str, Any] | None = None) -> str:
+    """The condition as text (placeholders rendered with `values`): its description, else
+    e.g. `file data.csv exists`."""
     if cond.description:
         return cond.description
     if cond.file is not None:
-        return f"file {cond.file} exists"
+        return f"file {_shown(cond.file, values)} exists"
     if cond.artifact is not None:
-        return f"artifact {cond.artifact} exists"
+        return f"artifact {_shown(cond.artifact, values)} exists"
+    if isinstance(cond.command, str):
+        return f"command `{_shown(cond.command, values, quote=True)}` exits 0"
     if cond.command is not None:
-        text = cond.command if isinstance(cond.command, str) else shlex.join(cond.command)
-        return f"command `{text}` exits 0"
+        return f"command `{shlex.join(_shown(a, values) for a in cond.command)}` exits 0"
     return f"result {cond.result} {cond.op} {json.dumps(cond.value)}"
 
 
@@ -217,7 +228,7 @@ async def first_false(conditions: Sequence[Condition], probe: Probe) -> str | No
     for cond in conditions:
         ok, detail = await _holds(cond, probe)
         if not ok:
-            return describe(cond) + (f", {detail}" if detail else "")
+            return describe(cond, probe.values) + (f", {detail}" if detail else "")
     return None
 
 

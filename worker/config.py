@@ -43,6 +43,12 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     aws_endpoint_url: str = ""  # endpoint for Batch (and S3 unless s3_endpoint_url is set)
     aws_batch_queue: str = ""
     aws_batch_job_role: str = ""  # ARN of the IAM role the containers run as
+    # slurm executor (offered where sbatch is on PATH); a task's labels partition/account win
+    slurm_partition: str = ""
+    slurm_account: str = ""
+    slurm_poll_interval_s: float = 2.0  # squeue per job array, and log tailing
+    # ssh executor (offered where asyncssh is installed): the inventory of hosts tasks may name
+    ssh_inventory: str = ""  # TOML, JSON or YAML file: host name → host, port, user, key, …
 
     def __post_init__(self) -> None:
         if self.slots < 1:
@@ -56,6 +62,8 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"invalid runner id {self.runner_id!r} (no spaces, ':' or ',')")
         if self.heartbeat_interval_s <= 0 or self.heartbeat_ttl_s <= self.heartbeat_interval_s:
             raise ValueError("heartbeat_ttl_s must be greater than heartbeat_interval_s > 0")
+        if self.slurm_poll_interval_s <= 0:
+            raise ValueError("slurm_poll_interval_s must be positive")
         if self.block_ms < 1:
             raise ValueError("block_ms must be positive")
         if self.grace_period_s < 0 or self.kill_grace_s < 0:

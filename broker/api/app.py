@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -15,13 +16,14 @@ from broker.api.appkeys import EMBEDDED, ENGINE, POLICY, REDIS, REVISIONS, SETTI
 from broker.api.audit import audit_middleware
 from broker.api.auth import AUTH_STORE, auth_middleware
 from broker.api.errors import error_middleware
-from broker.api.history_keys import DB
+from broker.api.history_keys import ARCHIVER, DB
 from broker.api.routes import route_table
 from broker.auth.bootstrap import admin_token_path, ensure_admin
 from broker.auth.store import AuthStore
 from broker.config import Settings
 from broker.embedded_redis import EmbeddedRedis, check_redis_safe
 from broker.engine.engine import Engine
+from broker.history.archive import Archiver
 from broker.history.db import open_db
 from broker.policy import load_policy
 from broker.revisions import RevisionStore
@@ -76,6 +78,33 @@ async def history_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def archive_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The archiver loop: events → SQLite run history (stops with the engine)."""
+    engine = app[ENGINE]
+    archiver = Archiver(engine.redis, engine.keys, app[DB], engine.broker_id)
+    await archiver.setup()
+    app[ARCHIVER] = archiver
+    task = asyncio.create_task(_archive_loop(archiver, engine.stop_event), name="archiver")
+    yield
+    engine.stop_event.set()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def _archive_loop(archiver: Archiver, stop: asyncio.Event) -> None:
+    failures = 0
+    while not stop.is_set():
+        try:
+            await archiver.step()
+            failures = 0
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            failures += 1
+            logger.exception("archiver failed (%d in a row)", failures)
+            await asyncio.sleep(min(5.0, 0.1 * 2**failures))
+
+
 async def revisions_ctx(app: web.Application) -> AsyncIterator[None]:
     store = RevisionStore(app[SETTINGS].data_path / "workflows.git")
     app[REVISIONS] = store
@@ -92,7 +121,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[POLICY] = load_policy(settings.policy_file)
-    app.cleanup_ctx.extend([history_ctx, redis_ctx, engine_ctx, revisions_ctx])
+    app.cleanup_ctx.extend([history_ctx, redis_ctx, engine_ctx, archive_ctx, revisions_ctx])
     app.add_routes(route_table())
     return app
 

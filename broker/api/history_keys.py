@@ -9,4 +9,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     import aiosqlite
 
+    from broker.history.archive import Archiver
+
 DB: web.AppKey[aiosqlite.Connection] = web.AppKey("db", "aiosqlite.Connection")  # type: ignore[arg-type]
+ARCHIVER: web.AppKey[Archiver] = web.AppKey("archiver", "Archiver")  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from broker.api import (
     audit,
+    history_api,
     lifecycle_api,
     operations,
     revisions_api,
@@ -22,6 +23,8 @@ def route_table() -> list[web.RouteDef]:
     return [
         web.get("/", system.index),
         web.get(f"{API}/status", system.status),
+        web.get(f"{API}/history/runs", history_api.list_history),
+        web.get(f"{API}/runs/{{run}}/attempts", history_api.run_attempts),
         web.get(f"{API}/queue/status", operations.queue_status),
         web.post(f"{API}/queue/clear", operations.queue_clear),
         web.get(f"{API}/runners/status", operations.runners_status),

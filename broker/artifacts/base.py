@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 CHUNK_BYTES = 1024 * 1024  # read/write/stream granularity
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class ArtifactError(Exception):
@@ -40,7 +40,7 @@ class ObjectInfo:
 
 def check_sha(sha256: str) -> str:
     """The key itself if it is a sha256; InvalidKey otherwise."""
-    if not isinstance(sha256, str) or not _SHA256.match(sha256):
+    if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
         raise InvalidKey(f"not a sha256 key: {sha256!r}")
     return sha256
 

@@ -1,9 +1,9 @@
-"""Client verbs of `dagbroker`: publish, run, status, cancel.
+"""Client verbs of `dagbroker`: publish, run, status, cancel, redo.
 
 They talk to the broker's REST API with the standard library only (`urllib.request`), so the
 client works on a machine that has none of the server's dependencies installed.
 
-Exit codes: 0 ok (for `run --watch`: the run succeeded), 1 the watched run failed or was
+Exit codes: 0 ok (for `run/redo --watch`: the run succeeded), 1 the watched run failed or was
 cancelled, 2 the broker refused the request (or bad arguments), 3 no broker answered,
 130 interrupted.
 """
@@ -406,6 +406,9 @@ class BrokerClient:
     def cancel(self, run: str) -> Any:
         return self.post_json("workflow/cancel", {"run": run})
 
+    def redo(self, run: str, node: str) -> Any:
+        return self.post_json(f"runs/{urllib.parse.quote(run, safe='')}/redo", {"node": node})
+
 
 def publish_file(client: BrokerClient, path: Path, message: str | None = None) -> Any:
     """Publish a workflow file as-is: YAML for .yaml/.yml, JSON otherwise."""
@@ -606,6 +609,24 @@ def _cancel(args: argparse.Namespace, client: BrokerClient) -> int:
     return EXIT_OK
 
 
+def _redo(args: argparse.Namespace, client: BrokerClient) -> int:
+    answer = client.redo(args.run_id, args.node)
+    run_id = str(answer["run"])
+    if args.json:
+        print(json.dumps(answer, ensure_ascii=False), flush=True)
+    else:
+        print(f"redo of {args.run_id} from {args.node}: {_size(answer.get('rerun'))} task(s) "
+              f"run again, {_size(answer.get('reused'))} reused; run id:", file=sys.stderr)
+        print(run_id, flush=True)
+    if not args.watch:
+        return EXIT_OK
+    out = sys.stderr if args.json else sys.stdout
+    code, final = watch_run(client, run_id, out, tty=is_tty(out) and not args.json)
+    if args.json and final is not None:
+        _print_json(final)
+    return code
+
+
 def _run_verb(verb: Callable[[argparse.Namespace, BrokerClient], int],
               args: argparse.Namespace) -> int:
     """The edge: settings from flags and environment, errors to stderr with an exit code."""
@@ -643,6 +664,11 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return _run_verb(_cancel, args)
 
 
+def cmd_redo(args: argparse.Namespace) -> int:
+    """`dagbroker redo RUN NODE [--watch]`."""
+    return _run_verb(_redo, args)
+
+
 def _connection_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: a global --url parsed before the verb is not overwritten by a default here.
@@ -660,7 +686,7 @@ def _connection_options() -> argparse.ArgumentParser:
 
 
 def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register publish, run, status and cancel; each sets `func` to its handler."""
+    """Register publish, run, status, cancel and redo; each sets `func` to its handler."""
     common = _connection_options()
 
     p = sub.add_parser("publish", parents=[common], help="validate a workflow file and commit it",
@@ -690,3 +716,13 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     c = sub.add_parser("cancel", parents=[common], help="cancel a run")
     c.add_argument("run_id", metavar="RUN")
     c.set_defaults(func=cmd_cancel)
+
+    rd = sub.add_parser("redo", parents=[common], help="run a finished run again from a node",
+                        description="Start a new run of the same revision and parameters in "
+                                    "which NODE (every copy of it) and its descendants run "
+                                    "again; other tasks reuse their results. Prints the run id.")
+    rd.add_argument("run_id", metavar="RUN")
+    rd.add_argument("node", metavar="NODE", help="a node id, a task id, or an ensemble")
+    rd.add_argument("-w", "--watch", action="store_true",
+                    help="follow the new run until it ends; exit 0 only if it succeeded")
+    rd.set_defaults(func=cmd_redo)

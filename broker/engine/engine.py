@@ -14,11 +14,13 @@ from broker.engine.completions import CompletionConsumer
 from broker.engine.groups import ensure_group
 from broker.engine.janitor import Janitor
 from broker.engine.loops import run_every
+from broker.engine.provenance_loop import ProvenanceLoop
 from broker.engine.runners import RunnerWatch
 from broker.engine.scripts import Scripts
 from broker.engine.submit import new_run_id, write_run
 from broker.errors import Conflict, NotFound
 from broker.keys import BROKER_GROUP, Keys
+from broker.provenance_store import ProvenanceStore
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -61,6 +63,13 @@ class Engine:
             max_lost=settings.max_lost,
             lease_ms=settings.lease_ms,
         )
+        self.provenance = ProvenanceLoop(
+            redis,
+            self.keys,
+            ProvenanceStore(settings.data_path / "workflows.git"),
+            self.broker_id,
+            block_ms=settings.done_block_ms,
+        )
         self.janitor = Janitor(
             redis,
             self.keys,
@@ -68,6 +77,7 @@ class Engine:
             retention_s=settings.retention_s,
             expand_timeout_s=settings.expand_timeout_s,
             owner=self.broker_id,
+            before_expire=self.provenance.ensure_manifest,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._submissions: set[asyncio.Task[Any]] = set()
@@ -75,8 +85,18 @@ class Engine:
     # -- lifecycle ------------------------------------------------------
     async def start(self) -> None:
         await ensure_group(self.redis, self.keys.done(), BROKER_GROUP)
+        await self.provenance.prepare()
         s = self.settings
         self._tasks = [
+            asyncio.create_task(
+                run_every("provenance", 0.01, self.provenance.read_once, self.stop_event),
+                name="provenance",
+            ),
+            asyncio.create_task(
+                run_every("provenance-claim", 15.0, self.provenance.claim_abandoned,
+                          self.stop_event),
+                name="provenance-claim",
+            ),
             asyncio.create_task(self._consume_completions(), name="completions"),
             asyncio.create_task(
                 run_every("dispatch", s.tick_s, self.tick, self.stop_event, self.wake),
@@ -111,9 +131,10 @@ class Engine:
         if self._submissions:
             await asyncio.wait(self._submissions, timeout=30)
         for t in self._tasks:
-            if t.get_name() == "completions":
+            if t.get_name() in ("completions", "provenance"):
                 t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.provenance.close()
         await self.redis.hdel(self.keys.brokers(), self.broker_id)
         logger.info("engine %s stopped", self.broker_id)
 

@@ -7,6 +7,8 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from redis.asyncio import Redis
 
     from broker.engine.scripts import Scripts
@@ -29,6 +31,7 @@ class Janitor:
         retention_s: float,
         expand_timeout_s: float,
         owner: str,
+        before_expire: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -36,6 +39,7 @@ class Janitor:
         self.retention_ms = int(retention_s * 1000)
         self.expand_timeout_ms = int(expand_timeout_s * 1000)
         self.owner = owner
+        self.before_expire = before_expire  # e.g. write the run's provenance; False: keep it
 
     async def sweep(self) -> None:
         if not await self.redis.set(self.keys.lock("janitor"), self.owner, nx=True, px=5000):
@@ -63,8 +67,10 @@ class Janitor:
         runs = await self.redis.zrangebyscore(self.keys.runs(), "-inf", cutoff, start=0, num=limit)
         n = 0
         for run in runs:
-            state = await self.redis.hget(self.keys.run(run), "state")
-            if state is not None and state not in FINISHED:
+            state, archived = await self.redis.hmget(self.keys.run(run), "state", "archived")
+            if state is not None and (state not in FINISHED or not archived):
+                continue  # still running, or not yet in SQLite's history: keep it
+            if self.before_expire is not None and not await self.before_expire(run):
                 continue
             await delete_run_keys(self.redis, self.keys, run)
             n += 1

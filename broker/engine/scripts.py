@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 SCRIPT_NAMES = (
     "complete", "dispatch", "start", "promote", "release_run", "cancel_run", "redo_link",
-    "clear_queue",
+    "clear_queue", "deliver_event",
 )
 
 
@@ -106,3 +106,20 @@ class Scripts:
     async def clear_queue(self, rclass: str, reason: str, now: int | None = None) -> int:
         """Cancel every ready task of a class. Returns how many."""
         return int(await self._s["clear_queue"](args=[*self._head(now), rclass, reason]))
+
+    async def deliver_event(
+        self,
+        owner: str,
+        key: str,
+        payload: str,
+        push_id: str,
+        *,
+        retain_ms: int,
+        seen_ms: int,
+        recent: int,
+        now: int | None = None,
+    ) -> tuple[int, bool, int]:
+        """Complete the tasks waiting for owner's `key` → (delivered, duplicate, dispatched)."""
+        args = [*self._head(now), owner, key, payload, push_id, retain_ms, seen_ms, recent]
+        delivered, duplicate, dispatched = await self._s["deliver_event"](args=args)
+        return int(delivered), bool(duplicate), int(dispatched)

@@ -36,9 +36,12 @@ def new_run_id(now_ms: int | None = None) -> str:
 
 
 def task_fields(
-    t: PlannedTask, state: str, deps_left: int | None = None
+    t: PlannedTask, state: str, deps_left: int | None = None, wait_for: str | None = None
 ) -> dict[str, str | int]:
-    """The task hash as written at expansion: state only, never the spec (shared per node)."""
+    """The task hash as written at expansion: state only, never the spec (shared per node).
+
+    `wait_for` (event nodes): the key the task waits for once its parents are done (lib.lua).
+    """
     f: dict[str, str | int] = {
         "state": state,
         "attempt": 1,
@@ -63,6 +66,8 @@ def task_fields(
         f["group"], f["member"] = t.group, t.member
     if t.reused_from:  # redo: already succeeded in that run
         f["reused_from"], f["result"] = t.reused_from, t.result
+    if wait_for:
+        f["wait_for"] = wait_for
     return f
 
 
@@ -132,7 +137,8 @@ async def write_run(
             n = left.get(t.id)
             is_root = n == 0
             state = "succeeded" if n is None else "ready" if is_root else "pending"
-            pipe.hset(keys.task(run_id, t.id), mapping=task_fields(t, state, n or 0))
+            wait_for = plan.templates[t.tpl].wait_for
+            pipe.hset(keys.task(run_id, t.id), mapping=task_fields(t, state, n or 0, wait_for))
             if is_root:
                 staged.setdefault(t.rclass, {})[f"{run_id}:{t.id}"] = score(t.priority, seq)
                 seq += 1

@@ -32,3 +32,41 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts);
 CREATE INDEX IF NOT EXISTS audit_target ON audit(target);
+
+-- Run history, fed from the events stream by broker/history/archive.py.
+CREATE TABLE IF NOT EXISTS runs (
+    id           TEXT PRIMARY KEY,
+    workflow     TEXT NOT NULL,
+    revision     TEXT,
+    owner        TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    priority     INTEGER,
+    params       TEXT,                       -- JSON
+    created_at   INTEGER,
+    started_at   INTEGER,
+    finished_at  INTEGER,
+    total        INTEGER,
+    counts       TEXT,                       -- JSON: state → tasks
+    reason       TEXT,
+    archived_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_owner_created ON runs(owner, created_at);
+CREATE INDEX IF NOT EXISTS runs_workflow_created ON runs(workflow, created_at);
+CREATE INDEX IF NOT EXISTS runs_state ON runs(state);
+
+CREATE TABLE IF NOT EXISTS attempts (
+    run          TEXT NOT NULL,
+    task         TEXT NOT NULL,              -- task id (node, or node[i] for matrix copies)
+    node         TEXT NOT NULL,              -- the workflow node it came from
+    workflow     TEXT,
+    attempt      INTEGER NOT NULL,
+    state        TEXT,                       -- running, succeeded, failed, retry_wait, lost, cancelled…
+    runner       TEXT,
+    started_at   INTEGER,
+    finished_at  INTEGER,
+    duration_ms  INTEGER,
+    exit_code    INTEGER,
+    reason       TEXT,
+    PRIMARY KEY (run, task, attempt)
+);
+CREATE INDEX IF NOT EXISTS attempts_node ON attempts(workflow, node, state);

@@ -22,7 +22,7 @@ from broker.nodeworks.chart import Chart, parse_chart
 from broker.nodeworks.ids import node_ids
 from broker.nodeworks.jobs import native_job
 from broker.nodeworks.library import JOB_SETTINGS, NodePath, NodeType, registry
-from broker.nodeworks.wire import RUN_NODE, escape
+from broker.nodeworks.wire import RUN_NODE, describe, escape
 
 CONTENT_TYPE = "application/x-nodeworks"
 FORMAT = "nodeworks"
@@ -113,11 +113,16 @@ def _lib_node(
 def _job_settings(u: str, nt: NodeType, chart: Chart) -> dict[str, Any]:
     """Each settings terminal's value: typed in, or from a connected `types` node."""
     node = chart.nodes[u]
-    connected = {c.output[1]: c.input for c in chart.incoming(u)}
+    connected: dict[str, list[tuple[str, str]]] = {}
+    for c in chart.incoming(u):
+        connected.setdefault(c.output[1], []).append(c.input)
     settings: dict[str, Any] = {}
     for t in JOB_SETTINGS[nt.path[1]][1]:
+        if len(connected.get(t, ())) > 1:
+            raise ValueError(f"terminal {t!r} has {len(connected[t])} connections; "
+                             "a setting takes one value")
         if t in connected:
-            src, out = connected[t]
+            src, out = connected[t][0]
             if chart.path(src)[0] != "types":
                 raise ValueError(
                     f"terminal {t!r} is connected to {src!r} ({_label(chart.path(src))}): "
@@ -140,7 +145,7 @@ def _native_node(
     after = _after(u, chart, ids)
     if after:
         native["after"] = after
-    native["description"] = f"Nodeworks {_label(nt.path)} node {u!r}"
+    native["description"] = describe(nt.path, u)
     return native
 
 

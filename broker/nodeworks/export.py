@@ -32,7 +32,7 @@ from broker.nodeworks.entries import (
 from broker.nodeworks.ids import node_ids
 from broker.nodeworks.jobs import job_settings
 from broker.nodeworks.library import BUILTIN, JOB_RESULT, NodePath, TerminalSpec
-from broker.nodeworks.wire import RUN_NODE, unescape
+from broker.nodeworks.wire import RUN_NODE, described_name, unescape
 
 ConnKey = tuple[str, str, str, str]  # source node, output terminal, target node, input terminal
 
@@ -84,7 +84,7 @@ def _view_node(nid: str, node: Any, defaults: dict[str, Any]) -> _Node:
                      name=k.get("node") or None)
     path, settings = job_settings(node, defaults)
     return _Node(id=nid, path=path, is_job=True, values=_job_values(path, settings), wires=[],
-                 multi=set(), after=after)
+                 multi=set(), after=after, name=described_name(node.get("description")))
 
 
 def _assign_uniquenames(ex: _Export) -> None:

@@ -14,12 +14,16 @@ kwargs (every string in them passed through `escape`):
     multi   [terminal, ...]                connected multiinput terminals: they get a list
     file    "node.png"                     only for nodes that write a file
 
+A converted node's description names its chart node (`describe`), so that a chart exported
+without the original keeps the uniquenames of job nodes too (`described_name`).
+
 Standard library only: the worker imports it in every node's process.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 from typing import Any
 
@@ -53,3 +57,23 @@ def unescape(value: Any) -> Any:
     if isinstance(value, list):
         return [unescape(v) for v in value]
     return value
+
+
+_DESCRIBED = re.compile(r'^Nodeworks .+ node ("(?:[^"\\]|\\.)*")$', re.S)
+
+
+def describe(path: tuple[str, str], uniquename: str) -> str:
+    """The description of a converted node: `Nodeworks math/Power node "power"`."""
+    return f"Nodeworks {path[0]}/{path[1]} node {json.dumps(uniquename, ensure_ascii=False)}"
+
+
+def described_name(description: object) -> str | None:
+    """The uniquename in a description `describe` wrote, else None."""
+    m = _DESCRIBED.match(description) if isinstance(description, str) else None
+    if not m:
+        return None
+    try:
+        name = json.loads(m.group(1))
+    except ValueError:
+        return None
+    return name if isinstance(name, str) and name else None

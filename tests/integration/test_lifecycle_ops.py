@@ -46,7 +46,8 @@ async def complete_next(rds: Any, keys: Any, outcome: Outcome, rid: str = "w1") 
     msg = TaskMessage.from_fields(stream, eid, fields)
     c = Completion(run=msg.run, node=msg.node, attempt=msg.attempt, outcome=outcome, runner=rid,
                    reason="exit code 1" if outcome == Outcome.FAILED else "",
-                   result={"node": msg.node}, finished_at_ms=int(time.time() * 1000))
+                   result={"node": msg.node}, started_at_ms=int(time.time() * 1000) - 5,
+                   finished_at_ms=int(time.time() * 1000))
     pipe = rds.pipeline(transaction=True)
     pipe.xadd(keys.done(), c.to_fields())
     pipe.xack(stream, WORKER_GROUP, eid)

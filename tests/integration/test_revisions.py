@@ -168,14 +168,16 @@ def test_sigkill_mid_commit_leaves_a_readable_repo(
             fsck = subprocess.run(["git", "--git-dir", str(repo_path), "fsck", "--no-dangling"],
                                   capture_output=True, text=True)
             assert fsck.returncode == 0, fsck.stdout + fsck.stderr
-    # a later writer goes on (stale lock files of the killed process are removed)
-    store = RevisionStore(repo_path, stale_lock_s=0.2)
+    # a later writer goes on; it removes the lock files the killed writers left (no writer is
+    # alive now, so every lock file is stale: stale_lock_s=0)
+    store = RevisionStore(repo_path, stale_lock_s=0.0)
     before = chain(repo_path, "crash")
     saved = run(store.save("crash", doc("crash", 999), owner="o", author="after"))
     text, sha = run(store.load("crash", owner="o"))  # type: ignore[misc]
     assert sha == saved.revision and json.loads(text)["nodes"] == {"n999": {"command": "echo 999"}}  # type: ignore[attr-defined]
     assert chain(repo_path, "crash")[1:] == before
     store.close()
+    assert not [p for p in repo_path.rglob("*.lock") if "objects" in p.parts or "refs" in p.parts]
 
 
 def test_store_conflict_details_and_extra_files(repo_path: Path) -> None:

@@ -117,7 +117,8 @@ async def test_racing_edits_exactly_one_wins(users: dict[str, Api]) -> None:
     assert err["code"] == "conflict" and err["details"]["current"] == won["revision"]
     assert err["details"]["diff"]["added"] == ["e"]  # base → current
     _, hist = await alice.call("GET", "workflow/history", name="diamond")
-    assert [e["revision"] for e in hist["revisions"]] == [won["revision"], base]  # loser wrote nothing
+    # the loser wrote nothing
+    assert [e["revision"] for e in hist["revisions"]] == [won["revision"], base]
     # a stale base stays stale; the current one is accepted
     status, _ = await alice.publish({"workflow": V1, "base": base})
     assert status == 409

@@ -27,7 +27,7 @@ class AwsBatchConfig(msgspec.Struct, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if not self.job_queue:
             raise ValueError("aws_batch needs a job queue")
-        if self.poll_initial_s <= 0 or self.poll_factor < 1 or self.poll_max_s < self.poll_initial_s:
+        if not 0 < self.poll_initial_s <= self.poll_max_s or self.poll_factor < 1:
             raise ValueError("aws_batch polling: need 0 < initial <= max and factor >= 1")
 
     def client_kwargs(self) -> dict[str, Any]:

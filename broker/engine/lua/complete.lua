@@ -26,7 +26,7 @@ local applied, ignored = 0, 0
 
 local function retry_or_fail(run, node, tkey, old, reason, final)
   local fails = redis.call('HINCRBY', tkey, 'fails', 1)
-  local f = redis.call('HMGET', tkey, 'max_attempts', 'backoff_ms', 'class')
+  local f = redis.call('HMGET', tkey, 'max_attempts', 'backoff_ms', 'class', 'attempt')
   touched[f[3]] = true
   if not final and fails < tonumber(f[1] or '1') then
     local delay = tonumber(f[2] or '1000') * 2 ^ (fails - 1)
@@ -34,7 +34,8 @@ local function retry_or_fail(run, node, tkey, old, reason, final)
     set_state(run, tkey, old, 'retry_wait')
     redis.call('HSET', tkey, 'due_at', fmt(NOW + delay), 'reason', reason)
     redis.call('ZADD', K_DELAYED, fmt(NOW + delay), run .. ':' .. node)
-    emit('kind', 'task', 'run', run, 'node', node, 'state', 'retry_wait', 'reason', reason)
+    emit('kind', 'task', 'run', run, 'node', node, 'state', 'retry_wait', 'reason', reason,
+      'attempt', f[4])
     message(run, node, string.format('%s failed (%s); retry %d of %d in %.1f s', node, reason,
       fails, tonumber(f[1]) - 1, delay / 1000))
     return
@@ -42,7 +43,8 @@ local function retry_or_fail(run, node, tkey, old, reason, final)
   set_state(run, tkey, old, 'failed')
   redis.call('HSET', tkey, 'finished_at', NOW, 'reason', reason)
   message(run, node, node .. ' failed: ' .. reason)
-  emit('kind', 'task', 'run', run, 'node', node, 'state', 'failed', 'reason', reason)
+  emit('kind', 'task', 'run', run, 'node', node, 'state', 'failed', 'reason', reason,
+    'attempt', f[4])
   task_terminal(run)
   release_children(run, node, tkey, false)
 end
@@ -82,7 +84,8 @@ local function apply(c)
       retry_or_fail(run, node, tkey, old, 'worker_lost: the task was lost ' .. lost ..
         ' times (its worker died or stopped renewing the lease)', true)
     else
-      emit('kind', 'task', 'run', run, 'node', node, 'state', 'lost', 'reason', c[7])
+      emit('kind', 'task', 'run', run, 'node', node, 'state', 'lost', 'reason', c[7],
+        'attempt', attempt)
       message(run, node, node .. ' was lost (' .. c[7] .. '); queued again')
       requeue(run, node, tkey, old)
     end

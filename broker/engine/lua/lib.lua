@@ -12,6 +12,8 @@
 --   * a child leaves `pending` only when its last dependency is released (deps_left = 0),
 --     and release + enqueue happen in the same script (never stranded between the two);
 --   * dispatch moves at most (capacity - stream length) tasks, highest priority first.
+--   * an event task (`wait_for`) never enters a ready set: it waits in
+--     dagb:wait:{owner}/{key} until its key is pushed (deliver_event.lua).
 
 local PREFIX = ARGV[1]
 local NOW = tonumber(ARGV[2])
@@ -24,6 +26,7 @@ local K_CAPACITY = PREFIX .. ':capacity'
 local K_SEQ = PREFIX .. ':seq'
 local K_DELAYED = PREFIX .. ':delayed'
 local K_ACTIVE = PREFIX .. ':runs:active'
+local K_WAITS = PREFIX .. ':waits'
 
 local touched = {} -- classes whose ready set or capacity changed in this script
 
@@ -32,6 +35,8 @@ local function k_task(run, node) return PREFIX .. ':task:' .. run .. ':' .. node
 local function k_spec(run) return PREFIX .. ':spec:' .. run end
 local function k_ready(c) return PREFIX .. ':ready:' .. c end
 local function k_queue(c) return PREFIX .. ':q:' .. c end
+local function k_wait(ns) return PREFIX .. ':wait:' .. ns end
+local function k_evlast(ns) return PREFIX .. ':evlast:' .. ns end
 
 local function fmt(n) return string.format('%.0f', n) end
 
@@ -64,9 +69,31 @@ local function set_state(run, tkey, old, new)
   redis.call('HINCRBY', rk, 'n_' .. new, 1)
 end
 
+-- Event tasks (docs/events-and-timers.md). A task with `wait_for` never enters a ready set:
+-- once its dependencies are satisfied it is `waiting`, a member of dagb:wait:{owner}/{key},
+-- until deliver_event.lua completes it. If the key was pushed within its retention time
+-- (dagb:evlast:{owner}/{key}), it is queued in `early` instead and succeeds with that payload
+-- in the same script (release_children / settle_early), without recursion.
+local early = {} -- filled only by make_ready; emptied by the caller's release loop or
+                 -- settle_early before the script's next step (so never mixes runs)
+local function wait_event(run, node, tkey, old, key)
+  local ns = (redis.call('HGET', k_run(run), 'owner') or '') .. '/' .. key
+  set_state(run, tkey, old, 'waiting')
+  redis.call('HSET', tkey, 'waiting_since', NOW)
+  emit('kind', 'task', 'run', run, 'node', node, 'state', 'waiting', 'key', key)
+  local last = redis.call('HMGET', k_evlast(ns), 'payload', 'id')
+  if last[1] then
+    early[#early + 1] = { run, node, tkey, last[1], last[2] or '' }
+  else
+    redis.call('SADD', k_wait(ns), run .. ':' .. node)
+    redis.call('SADD', K_WAITS, ns)
+  end
+end
+
 -- Put a task into its class's ready set with a fresh FIFO sequence number.
 local function make_ready(run, node, tkey, old)
-  local f = redis.call('HMGET', tkey, 'class', 'priority')
+  local f = redis.call('HMGET', tkey, 'class', 'priority', 'wait_for')
+  if f[3] then return wait_event(run, node, tkey, old, f[3]) end
   local seq = redis.call('INCR', K_SEQ)
   redis.call('ZADD', k_ready(f[1]), fmt(score(tonumber(f[2]), seq)), run .. ':' .. node)
   redis.call('HSET', tkey, 'ready_at', NOW)
@@ -91,6 +118,16 @@ local function task_terminal(run)
   redis.call('HSET', rk, 'state', final, 'finished_at', NOW)
   redis.call('SREM', K_ACTIVE, run)
   emit('kind', 'run', 'run', run, 'state', final)
+end
+
+-- A waiting event task received its key's payload: it succeeds with it as its result.
+-- The caller releases its children.
+local function succeed_event(run, node, tkey, payload, push_id)
+  set_state(run, tkey, 'waiting', 'succeeded')
+  redis.call('HSET', tkey, 'result', payload, 'finished_at', NOW, 'reason', '', 'event', push_id)
+  emit('kind', 'task', 'run', run, 'node', node, 'state', 'succeeded', 'attempt', '1',
+    'event', push_id)
+  task_terminal(run)
 end
 
 -- A parent finished. ok = it succeeded. Children whose trigger allows it are released
@@ -122,6 +159,20 @@ local function release_children(run, node, tkey, ok)
         end
       end
     end
+    while #early > 0 do -- event children whose key was already pushed succeed right away
+      local e = table.remove(early)
+      succeed_event(e[1], e[2], e[3], e[4], e[5])
+      table.insert(stack, { e[3], true, e[2] })
+    end
+  end
+end
+
+-- Complete the event tasks queued in `early` outside release_children (release_run roots).
+local function settle_early()
+  while #early > 0 do
+    local e = table.remove(early)
+    succeed_event(e[1], e[2], e[3], e[4], e[5])
+    release_children(e[1], e[2], e[3], true)
   end
 end
 

@@ -4,6 +4,7 @@
 -- ARGV[4]     run id
 -- ARGV[5..]   resource classes that have roots in dagb:staging:{run}:{class}
 -- Keys touched: dagb:run:{run}, dagb:staging:{run}:{class} (deleted), dagb:ready:{class},
+--             dagb:wait:{owner}/{key} + dagb:waits (event roots, see lib.lua wait_event),
 --             dagb:runs:active, dagb:runs:expanding, dagb:events, and the streams of dispatched classes.
 -- Returns the number of roots released, or -1 if the run is not in state `expanding`.
 --
@@ -15,6 +16,7 @@ local run = ARGV[4]
 local rk = k_run(run)
 if redis.call('HGET', rk, 'state') ~= 'expanding' then return -1 end
 local released = 0
+local waits = {} -- event roots (`wait_for`): they wait for their key instead of a worker
 for i = 5, #ARGV do
   local c = ARGV[i]
   local staging = PREFIX .. ':staging:' .. run .. ':' .. c
@@ -24,11 +26,16 @@ for i = 5, #ARGV do
     if #chunk == 0 then break end
     local args, members = {}, {}
     for j = 1, #chunk, 2 do
-      args[#args + 1] = chunk[j + 1]
-      args[#args + 1] = chunk[j]
+      local node = string.sub(chunk[j], #run + 2)
+      if redis.call('HEXISTS', k_task(run, node), 'wait_for') == 1 then
+        waits[#waits + 1] = node
+      else
+        args[#args + 1] = chunk[j + 1]
+        args[#args + 1] = chunk[j]
+      end
       members[#members + 1] = chunk[j]
     end
-    redis.call('ZADD', ready, unpack(args))
+    if #args > 0 then redis.call('ZADD', ready, unpack(args)) end
     redis.call('ZREM', staging, unpack(members))
     released = released + #members
   end
@@ -38,5 +45,7 @@ redis.call('HSET', rk, 'state', 'running', 'started_at', NOW)
 redis.call('SADD', K_ACTIVE, run)
 redis.call('ZREM', PREFIX .. ':runs:expanding', run)
 emit('kind', 'run', 'run', run, 'state', 'running')
+for _, node in ipairs(waits) do make_ready(run, node, k_task(run, node), 'ready') end
+settle_early()
 dispatch_touched()
 return released

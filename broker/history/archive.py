@@ -1,0 +1,127 @@
+"""The archiver: reads `dagb:events` through its own consumer group and keeps SQLite's run
+history (runs + task attempts, with durations for estimates) up to date.
+
+At-least-once: every write is an idempotent upsert keyed by (run) or (run, task, attempt).
+When a run finishes, the authoritative task hashes are copied in full and the run hash is
+marked `archived`; the janitor expires only archived runs. If the capped events stream was
+trimmed before the archiver read some intermediate events, only per-attempt detail of
+earlier attempts is lost; the final state of every task is always archived.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from broker.engine import queries
+from broker.engine.groups import ensure_group
+
+if TYPE_CHECKING:
+    import aiosqlite
+    from redis.asyncio import Redis
+
+    from broker.keys import Keys
+
+logger = logging.getLogger(__name__)
+
+GROUP = "archiver"
+FINAL_RUN = ("succeeded", "failed", "cancelled")
+ATTEMPT_END = ("succeeded", "failed", "retry_wait", "lost", "cancelled", "upstream_failed")
+
+
+class Archiver:
+    def __init__(self, redis: Redis, keys: Keys, db: aiosqlite.Connection, consumer: str) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.db = db
+        self.consumer = consumer
+
+    async def setup(self) -> None:
+        await ensure_group(self.redis, self.keys.events(), GROUP)
+
+    async def step(self, block_ms: int = 1000) -> int:
+        """Read and apply one batch of events (pending ones of this consumer first)."""
+        for start in ("0", ">"):
+            resp = await self.redis.xreadgroup(
+                GROUP, self.consumer, {self.keys.events(): start}, count=500,
+                block=None if start == "0" else block_ms,
+            )
+            entries = resp[0][1] if resp else []
+            entries = [(i, f) for i, f in entries if f]
+            if entries:
+                await self.apply(entries)
+                await self.redis.xack(self.keys.events(), GROUP, *(i for i, _ in entries))
+                return len(entries)
+        return 0
+
+    async def apply(self, entries: list[tuple[str, dict[str, str]]]) -> None:
+        finished: list[str] = []
+        for _id, ev in entries:
+            if ev.get("kind") == "task" and ev.get("attempt"):
+                await self._attempt_event(ev)
+            elif ev.get("kind") == "run" and ev.get("state") in FINAL_RUN:
+                finished.append(ev["run"])
+        await self.db.commit()
+        for run in finished:
+            await self.archive_run(run)
+
+    async def _attempt_event(self, ev: dict[str, str]) -> None:
+        ts = int(ev.get("ts", "0") or 0)
+        state = ev.get("state", "")
+        started = ts if state == "running" else None
+        ended = ts if state in ATTEMPT_END else None
+        await self.db.execute(
+            "INSERT INTO attempts (run, task, node, attempt, state, runner, started_at,"
+            " finished_at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(run, task, attempt) DO UPDATE SET state = excluded.state,"
+            " runner = COALESCE(excluded.runner, runner),"
+            " started_at = COALESCE(started_at, excluded.started_at),"
+            " finished_at = COALESCE(excluded.finished_at, finished_at),"
+            " reason = COALESCE(excluded.reason, reason)",
+            (ev["run"], ev["node"], ev["node"].split("[")[0], int(ev["attempt"]), state,
+             ev.get("runner"), started, ended, ev.get("reason")),
+        )
+
+    async def archive_run(self, run: str) -> bool:
+        """Copy a finished run and the final attempt of each task; mark the run archived."""
+        h = await self.redis.hgetall(self.keys.run(run))
+        if not h or h.get("state") not in FINAL_RUN:
+            return False
+        view = queries.run_view(run, h)
+        tasks = await queries.get_tasks(self.redis, self.keys, run)
+        now = int(time.time() * 1000)
+        await self.db.execute(
+            "INSERT OR REPLACE INTO runs (id, workflow, revision, owner, state, priority, params,"
+            " created_at, started_at, finished_at, total, counts, reason, archived_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run, view["name"], view["revision"], view["owner"], view["state"], view["priority"],
+             json.dumps(view["params"]), view["created_at"], view["started_at"],
+             view["finished_at"], view["total"], json.dumps(view["counts"]), view["reason"], now),
+        )
+        rows = [self._final_attempt(run, view["name"], t) for t in tasks if t["attempt"]]
+        await self.db.executemany(
+            "INSERT INTO attempts (run, task, node, workflow, attempt, state, runner, started_at,"
+            " finished_at, duration_ms, exit_code, reason)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(run, task, attempt) DO UPDATE SET node = excluded.node,"
+            " workflow = excluded.workflow, state = excluded.state, runner = excluded.runner,"
+            " started_at = excluded.started_at, finished_at = excluded.finished_at,"
+            " duration_ms = excluded.duration_ms, exit_code = excluded.exit_code,"
+            " reason = excluded.reason",
+            rows,
+        )
+        await self.db.execute("UPDATE attempts SET workflow = ? WHERE run = ? AND workflow IS NULL",
+                              (view["name"], run))
+        await self.db.commit()
+        await self.redis.hset(self.keys.run(run), "archived", now)
+        logger.info("run %s archived (%s, %d tasks)", run, view["state"], len(tasks))
+        return True
+
+    @staticmethod
+    def _final_attempt(run: str, workflow: str, t: dict[str, Any]) -> tuple[Any, ...]:
+        started, finished = t["started_at"], t["finished_at"]
+        duration = finished - started if started and finished else None
+        return (run, t["id"], t["node"], workflow, t["attempt"], t["state"], t["runner"] or None,
+                started, finished, duration, t["exit_code"], t["reason"] or None)

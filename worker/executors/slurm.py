@@ -1,0 +1,179 @@
+"""slurm: a batch of tasks is ONE `sbatch --array` submission; element i runs task i.
+
+For each task the executor renders the command (a string runs through /bin/sh -c with its
+values shell-quoted, a list is exec'd as is), writes DAGB_INPUTS into the attempt's work dir
+(under the worker's data dir, which must be on storage the compute nodes share), and puts
+argv, env and directory, all shell-quoted, in a generated batch script (slurm_script.py).
+Resources map to sbatch options; tasks whose options differ go in separate arrays.
+
+After sbatch the task hash gets `slurm_job` (`<id>_<index>`), `slurm_attempt` and
+`slurm_out`. A task whose current attempt already has a job (a re-delivered entry, or a
+worker restarted over its own pending entries: slurm_reattach.py) is followed again instead
+of being submitted twice; a job left over from an older attempt is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from redis.exceptions import RedisError
+
+from broker.wire import Outcome
+from worker.executors.attempt import LaunchError
+from worker.executors.base import register_executor
+from worker.executors.inputs import fetch_inputs
+from worker.executors.paths import AttemptPaths, safe_part
+from worker.executors.slurm_cli import SlurmError, scancel, submit
+from worker.executors.slurm_logs import log_size, prepare_attempt_dir, write_script
+from worker.executors.slurm_script import (
+    OUTPUT_PATTERN,
+    SCRIPT_NAME,
+    SlurmConfig,
+    batch_script,
+    job_options,
+    sbatch_argv,
+)
+from worker.executors.slurm_task import Tracked, build_element, finish, now_ms
+from worker.executors.slurm_watch import watch
+from worker.logs import task_extra
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from broker.wire import Completion
+    from worker.config import WorkerSettings
+    from worker.executors.base import ExecContext
+    from worker.handle import TaskHandle
+
+logger = logging.getLogger(__name__)
+
+JOB_FIELDS = ("slurm_job", "slurm_attempt", "slurm_out")
+
+
+def job_dir_for(data_dir: Path) -> Path:
+    return data_dir / "slurm" / uuid.uuid4().hex[:16]
+
+
+class SlurmExecutor:
+    name = "slurm"
+    marks_running = True
+
+    def __init__(self, config: SlurmConfig | None = None) -> None:
+        self.config = config or SlurmConfig()
+
+    def configure(self, config: SlurmConfig) -> None:
+        self.config = config
+
+    async def run_batch(self, tasks: Sequence[TaskHandle], ctx: ExecContext) -> list[Completion]:
+        env = dict(ctx.base_env)
+        tracked = [Tracked(h, AttemptPaths.for_task(ctx.data_dir, h.msg)) for h in tasks]
+        await self._prepare(tracked, ctx)
+        fresh = await self._reattach(tracked, ctx, env)
+        for group in self._groups(fresh, ctx.runner_id):
+            await self._submit(group, ctx, env)
+        await watch(tracked, self.config, env)
+        return list(await asyncio.gather(
+            *(asyncio.to_thread(finish, t, ctx.runner_id) for t in tracked)
+        ))
+
+    async def _prepare(self, tracked: list[Tracked], ctx: ExecContext) -> None:
+        for t in tracked:
+            try:
+                t.element = build_element(t.msg, t.paths)
+                inputs = await fetch_inputs(ctx.redis, ctx.keys, t.msg)
+                await asyncio.to_thread(prepare_attempt_dir, t.paths, msgspec.json.encode(inputs))
+            except LaunchError as e:
+                t.fail_early(Outcome.FAILED, str(e), ctx.runner_id)
+
+    async def _reattach(
+        self, tracked: list[Tracked], ctx: ExecContext, env: dict[str, str]
+    ) -> list[Tracked]:
+        """Follow jobs this attempt already has; cancel older attempts' jobs. → to submit."""
+        pipe = ctx.redis.pipeline(transaction=False)
+        for t in tracked:
+            pipe.hmget(ctx.keys.task(t.msg.run, t.msg.node), JOB_FIELDS)
+        rows: list[list[Any]] = await pipe.execute()
+        fresh: list[Tracked] = []
+        stale: list[str] = []
+        for t, (job, attempt, out) in zip(tracked, rows, strict=True):
+            if t.early is not None:
+                continue
+            if job and attempt == str(t.msg.attempt) and "_" in job:
+                t.job_id, _, index = job.partition("_")
+                t.index, t.out_path = int(index), Path(out) if out else None
+                t.log_pos = await asyncio.to_thread(log_size, t.paths.log)
+                t.submitted_at_ms = now_ms()
+                logger.info("%s/%s#%d: following SLURM job %s again", t.msg.run, t.msg.node,
+                            t.msg.attempt, job, extra=task_extra(t.msg))
+                continue
+            if job:
+                stale.append(job)
+            fresh.append(t)
+        if stale:
+            logger.info("cancelling SLURM job(s) of earlier attempts: %s", " ".join(stale))
+            await scancel(stale, env)
+        return fresh
+
+    def _groups(self, fresh: list[Tracked], runner: str) -> list[list[Tracked]]:
+        """Tasks with equal sbatch options, at most max_array per group."""
+        by_opts: dict[tuple[str, ...], list[Tracked]] = {}
+        for t in fresh:
+            if t.handle.stop_outcome is not None:
+                t.fail_early(t.handle.stop_outcome, t.handle.stop_reason, runner)
+                continue
+            by_opts.setdefault(job_options(t.msg.spec, self.config), []).append(t)
+        size = max(1, self.config.max_array)
+        return [g[i : i + size] for g in by_opts.values() for i in range(0, len(g), size)]
+
+    async def _submit(self, group: list[Tracked], ctx: ExecContext, env: dict[str, str]) -> None:
+        opts = job_options(group[0].msg.spec, self.config)
+        job_dir = job_dir_for(ctx.data_dir)
+        name = safe_part(f"dagb-{group[0].msg.tpl}")[:64]
+        try:
+            script = batch_script([t.element for t in group if t.element is not None])
+            await asyncio.to_thread(write_script, job_dir, SCRIPT_NAME, script)
+            job_id = await submit(sbatch_argv(opts, len(group), str(job_dir), name), env)
+        except (SlurmError, OSError) as e:
+            await asyncio.to_thread(shutil.rmtree, job_dir, True)
+            for t in group:
+                t.fail_early(Outcome.FAILED, f"sbatch failed: {e}", ctx.runner_id)
+            return
+        at = now_ms()
+        pipe = ctx.redis.pipeline(transaction=False)
+        for i, t in enumerate(group):
+            t.job_id, t.index, t.submitted_at_ms = job_id, i, at
+            t.out_path = job_dir / OUTPUT_PATTERN.replace("%a", str(i))
+            pipe.hset(ctx.keys.task(t.msg.run, t.msg.node), mapping={
+                "slurm_job": t.element_id, "slurm_attempt": t.msg.attempt,
+                "slurm_out": str(t.out_path),
+            })
+        try:
+            await pipe.execute()
+        except RedisError as e:  # the job runs all the same; only a restart could not find it
+            logger.warning("cannot record SLURM job %s in its task hashes: %s", job_id, e)
+        logger.info("submitted SLURM job array %s (%d task(s), %s): %s", job_id, len(group),
+                    " ".join(opts), ", ".join(f"{t.msg.run}/{t.msg.node}" for t in group[:5]))
+
+
+def slurm_config(settings: WorkerSettings) -> SlurmConfig:
+    return SlurmConfig(
+        partition=settings.slurm_partition or None, account=settings.slurm_account or None,
+        poll_interval_s=settings.slurm_poll_interval_s,
+    )
+
+
+def configure_slurm(settings: WorkerSettings) -> None:
+    """Apply the worker's SLURM settings (before it registers)."""
+    EXECUTOR.configure(slurm_config(settings))
+
+
+EXECUTOR = SlurmExecutor()
+
+if shutil.which("sbatch"):  # offered only where the SLURM client is installed
+    register_executor(EXECUTOR)
