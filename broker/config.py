@@ -47,6 +47,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     appendfsync: str = "everysec"
     policy_file: str | None = None  # deployment policy (broker/policy.py)
     log_json: bool = False
+    # health and TLS (docs/operations.md)
+    health_stale_s: float = 10.0  # unready when a loop had no good iteration for this + 3 ticks
+    tls_cert: str | None = None  # PEM certificate chain: serve HTTPS (and WSS)
+    tls_key: str | None = None  # its private key (PEM)
+    client_ca: str | None = None  # PEM CA bundle: require client certificates it signed (mTLS)
 
     @property
     def data_path(self) -> Path:

@@ -17,6 +17,8 @@ from broker.api.audit import audit_middleware
 from broker.api.auth import AUTH_STORE, auth_middleware
 from broker.api.errors import error_middleware
 from broker.api.history_keys import ARCHIVER, DB
+from broker.api.metrics import LATENCY
+from broker.api.metrics_latency import LatencyTracker
 from broker.api.routes import route_table
 from broker.auth.bootstrap import admin_token_path, ensure_admin
 from broker.auth.store import AuthStore
@@ -121,6 +123,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[POLICY] = load_policy(settings.policy_file)
+    app[LATENCY] = LatencyTracker()
     app.cleanup_ctx.extend([history_ctx, redis_ctx, engine_ctx, archive_ctx, revisions_ctx])
     app.add_routes(route_table())
     return app

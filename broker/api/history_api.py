@@ -9,8 +9,10 @@ from typing import Any
 from aiohttp import web
 
 from broker.api.access import check_run_access
+from broker.api.appkeys import ENGINE
 from broker.api.auth import request_user
 from broker.api.history_keys import DB
+from broker.engine import estimates
 from broker.errors import BadRequest, NotFound
 
 RUN_COLUMNS = ("id", "workflow", "revision", "owner", "state", "priority", "params", "created_at",
@@ -97,3 +99,12 @@ async def run_attempts(request: web.Request) -> web.Response:
     ) as cur:
         rows = await cur.fetchall()
     return web.json_response({"run": run, "attempts": [dict(r) for r in rows]})
+
+
+async def run_eta(request: web.Request) -> web.Response:
+    """Expected start/finish per task and the run's ETA (list-scheduling simulation)."""
+    engine = request.app[ENGINE]
+    run = request.match_info["run"]
+    await check_run_access(request, run)
+    return web.json_response(await estimates.run_eta(engine.redis, engine.keys,
+                                                     request.app[DB], run))

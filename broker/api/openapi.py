@@ -103,11 +103,35 @@ def parameters(
     ]
     for name, (schema, required) in fields.items():
         if name not in in_path:
-            out.append({"name": name, "in": "query", "required": required, "schema": schema})
+            out.append(
+                {"name": name, "in": "query", "required": required, "schema": _no_null(schema)}
+            )
     return out
 
 
-def request_body(method: str, doc: RouteDoc | None, refs: dict[Any, Any]) -> dict[str, Any] | None:
+def _no_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query argument is absent rather than null: `T | None = None` documents as T."""
+    alts = [a for a in schema.get("anyOf", []) if a != {"type": "null"}]
+    if "anyOf" not in schema or len(alts) != 1:
+        return schema
+    out = {**alts[0], **{k: v for k, v in schema.items() if k != "anyOf"}}
+    if out.get("default", 0) is None:
+        del out["default"]
+    return out
+
+
+def _required(kinds: tuple[Any, ...], comps: dict[str, Any], refs: dict[Any, Any]) -> bool:
+    """A body is required unless its only type has no required field (empty body = {})."""
+    if len(kinds) > 1:
+        return True
+    ref = refs[kinds[0]].get("$ref", "")
+    schema = comps.get(ref.rsplit("/", 1)[-1], refs[kinds[0]])
+    return bool(schema.get("required")) or schema.get("type") != "object"
+
+
+def request_body(
+    method: str, doc: RouteDoc | None, comps: dict[str, Any], refs: dict[Any, Any]
+) -> dict[str, Any] | None:
     if doc is None:
         return None
     body = doc.body if doc.body is not None else (doc.args if method != "get" else None)
@@ -115,7 +139,10 @@ def request_body(method: str, doc: RouteDoc | None, refs: dict[Any, Any]) -> dic
         return None
     kinds = body if isinstance(body, tuple) else (body,)
     schema = refs[kinds[0]] if len(kinds) == 1 else {"anyOf": [refs[k] for k in kinds]}
-    return {"required": True, "content": {t: {"schema": schema} for t in doc.body_types}}
+    return {
+        "required": _required(kinds, comps, refs),
+        "content": {t: {"schema": schema} for t in doc.body_types},
+    }
 
 
 def responses(doc: RouteDoc | None, refs: dict[Any, Any]) -> dict[str, Any]:
@@ -176,7 +203,7 @@ def operation(
     }
     if description:
         op["description"] = description
-    body = request_body(method, doc, refs)
+    body = request_body(method, doc, comps, refs)
     if body is not None:
         op["requestBody"] = body
     if _is_public(method, path):

@@ -82,7 +82,9 @@ def _query(request: web.Request, *names: str) -> dict[str, Any]:
 
 
 def _base(request: web.Request, envelope_base: str | None) -> str | None:
-    """The revision an edit is based on: `If-Match` header or the envelope's `base`."""
+    """The revision an edit is based on: `If-Match` header, the envelope's or the query's
+    `base`."""
+    envelope_base = envelope_base or request.query.get("base") or None
     header = request.headers.get("If-Match", "").strip()
     if header.startswith("W/"):
         header = header[2:]

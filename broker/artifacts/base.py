@@ -93,3 +93,7 @@ class ArtifactStore(Protocol):
     def iter_keys(self) -> AsyncIterator[str]:
         """Every stored sha256, in no particular order."""
         ...
+
+    async def aclose(self) -> None:
+        """Release connections (the owner calls it at shutdown; a later use reopens them)."""
+        ...

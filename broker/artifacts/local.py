@@ -162,3 +162,6 @@ class LocalStore:
         for sub in await asyncio.to_thread(self._subdirs):
             for key in await asyncio.to_thread(self._keys_under, sub):
                 yield key
+
+    async def aclose(self) -> None:
+        return None

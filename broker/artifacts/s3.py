@@ -9,6 +9,9 @@ Objects live at `{prefix}objects/ab/cdef…`, as in a LocalStore. An upload of a
 than `multipart_threshold` is a multipart upload; either way the object appears only when
 complete. The bytes sent are hashed again while sending: a file that changed since it was
 hashed is refused, never stored under the wrong key.
+
+A store keeps one client (a connection pool) from its first use on, in the event loop of
+that use; its owner calls `aclose()` when done.
 """
 
 from __future__ import annotations
@@ -91,18 +94,30 @@ class S3Store:
             self._options["endpoint_url"] = endpoint_url
         if region:
             self._options["region_name"] = region
-        self._session: Any = None
+        self._client: Any = None
+        self._client_cm: Any = None
+        self._lock = asyncio.Lock()
 
     def key(self, sha256: str) -> str:
         return self.prefix + object_relpath(sha256)
 
-    def client(self) -> Any:
-        """An async context manager yielding an aiobotocore S3 client."""
-        if self._session is None:
-            from aiobotocore.session import get_session
+    async def _s3(self) -> Any:
+        """The store's aiobotocore client, created on first use (bound to this event loop)."""
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    from aiobotocore.session import get_session
 
-            self._session = get_session()
-        return self._session.create_client("s3", **self._options)
+                    cm = get_session().create_client("s3", **self._options)
+                    self._client = await cm.__aenter__()
+                    self._client_cm = cm
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the client (and its connections); the store reopens one if used again."""
+        cm, self._client, self._client_cm = self._client_cm, None, None
+        if cm is not None:
+            await cm.__aexit__(None, None, None)
 
     # -- writing -------------------------------------------------------------------------
     async def _head(self, s3: Any, key: str) -> int | None:
@@ -152,22 +167,22 @@ class S3Store:
         path = Path(path)
         info = await asyncio.to_thread(hash_file, path)
         key = self.key(info.sha256)
-        async with self.client() as s3:
-            if await self._head(s3, key) == info.size:
-                return info  # content-addressed: already stored
-            if info.size > self.multipart_threshold:
-                await self._multipart(s3, path, info, key)
-            else:
-                data = await asyncio.to_thread(_read_verified, path, info)
-                await s3.put_object(Bucket=self.bucket, Key=key, Body=data)
+        s3 = await self._s3()
+        if await self._head(s3, key) == info.size:
+            return info  # content-addressed: already stored
+        if info.size > self.multipart_threshold:
+            await self._multipart(s3, path, info, key)
+        else:
+            data = await asyncio.to_thread(_read_verified, path, info)
+            await s3.put_object(Bucket=self.bucket, Key=key, Body=data)
         return info
 
     async def put_bytes(self, data: bytes) -> ObjectInfo:
         sha = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
         info = ObjectInfo(sha, len(data))
-        async with self.client() as s3:
-            if await self._head(s3, self.key(sha)) != info.size:
-                await s3.put_object(Bucket=self.bucket, Key=self.key(sha), Body=data)
+        s3 = await self._s3()
+        if await self._head(s3, self.key(sha)) != info.size:
+            await s3.put_object(Bucket=self.bucket, Key=self.key(sha), Body=data)
         return info
 
     # -- reading -------------------------------------------------------------------------
@@ -182,22 +197,22 @@ class S3Store:
     async def get_file(self, sha256: str, dest: Path) -> int:
         check_sha(sha256)
         dest = Path(dest)
-        async with self.client() as s3:
-            response = await self._get(s3, sha256)
-            f, tmp = await asyncio.to_thread(_write_temp, dest.parent, f".{dest.name}.")
-            target: Path | None = None
-            try:
-                digest, size = hashlib.sha256(), 0
-                async with response["Body"] as body:
-                    while chunk := await body.read(CHUNK_BYTES):
-                        digest.update(chunk)
-                        size += len(chunk)
-                        await asyncio.to_thread(f.write, chunk)
-                if digest.hexdigest() != sha256:
-                    raise ArtifactError(f"object {sha256} in {self.url} is corrupt")
-                target = dest
-            finally:
-                await asyncio.to_thread(_finish_temp, f, tmp, target)
+        s3 = await self._s3()
+        response = await self._get(s3, sha256)
+        f, tmp = await asyncio.to_thread(_write_temp, dest.parent, f".{dest.name}.")
+        target: Path | None = None
+        try:
+            digest, size = hashlib.sha256(), 0
+            async with response["Body"] as body:
+                while chunk := await body.read(CHUNK_BYTES):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    await asyncio.to_thread(f.write, chunk)
+            if digest.hexdigest() != sha256:
+                raise ArtifactError(f"object {sha256} in {self.url} is corrupt")
+            target = dest
+        finally:
+            await asyncio.to_thread(_finish_temp, f, tmp, target)
         return size
 
     async def exists(self, sha256: str) -> bool:
@@ -205,26 +220,26 @@ class S3Store:
 
     async def size(self, sha256: str) -> int | None:
         check_sha(sha256)
-        async with self.client() as s3:
-            return await self._head(s3, self.key(sha256))
+        s3 = await self._s3()
+        return await self._head(s3, self.key(sha256))
 
     async def iter_bytes(
         self, sha256: str, chunk_bytes: int = CHUNK_BYTES
     ) -> AsyncIterator[bytes]:
         check_sha(sha256)
-        async with self.client() as s3:
-            response = await self._get(s3, sha256)
-            async with response["Body"] as body:
-                while chunk := await body.read(chunk_bytes):
-                    yield chunk
+        s3 = await self._s3()
+        response = await self._get(s3, sha256)
+        async with response["Body"] as body:
+            while chunk := await body.read(chunk_bytes):
+                yield chunk
 
     async def iter_keys(self) -> AsyncIterator[str]:
         start = self.prefix + "objects/"
-        async with self.client() as s3:
-            paginator = s3.get_paginator("list_objects_v2")
-            async for page in paginator.paginate(Bucket=self.bucket, Prefix=start):
-                for obj in page.get("Contents", []):
-                    sub, _, rest = obj["Key"][len(start):].partition("/")
-                    key = sub + rest
-                    with contextlib.suppress(ArtifactError):
-                        yield check_sha(key)
+        s3 = await self._s3()
+        paginator = s3.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self.bucket, Prefix=start):
+            for obj in page.get("Contents", []):
+                sub, _, rest = obj["Key"][len(start):].partition("/")
+                key = sub + rest
+                with contextlib.suppress(ArtifactError):
+                    yield check_sha(key)

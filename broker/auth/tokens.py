@@ -14,7 +14,7 @@ import secrets
 
 PREFIX = "dgb"
 _TOKEN = re.compile(r"^dgb_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
-SCOPE = re.compile(r"^(user|admin|runner|events:[A-Za-z0-9_.:\-]{1,200})$")
+SCOPE = re.compile(r"^(user|admin|runner|metrics|events:[A-Za-z0-9_.:\-]{1,200})$")
 
 
 def new_token() -> tuple[str, str, str]:

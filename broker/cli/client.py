@@ -383,9 +383,10 @@ class BrokerClient:
     def post_json(self, path: str, doc: Mapping[str, Any]) -> Any:
         return self.request("POST", path, body=json.dumps(doc).encode())
 
-    def publish(self, document: bytes, content_type: str, message: str | None = None) -> Any:
-        query = {"message": message} if message else None
-        return self.request("POST", "workflow/publish", query=query, body=document,
+    def publish(self, document: bytes, content_type: str, message: str | None = None,
+                base: str | None = None) -> Any:
+        query = {k: v for k, v in (("message", message), ("base", base)) if v}
+        return self.request("POST", "workflow/publish", query=query or None, body=document,
                             content_type=content_type)
 
     def execute(self, name: str, revision: str | None = None,
@@ -410,7 +411,8 @@ class BrokerClient:
         return self.post_json(f"runs/{urllib.parse.quote(run, safe='')}/redo", {"node": node})
 
 
-def publish_file(client: BrokerClient, path: Path, message: str | None = None) -> Any:
+def publish_file(client: BrokerClient, path: Path, message: str | None = None,
+                 base: str | None = None) -> Any:
     """Publish a workflow file as-is: YAML for .yaml/.yml, JSON otherwise."""
     try:
         document = path.read_bytes()
@@ -418,7 +420,7 @@ def publish_file(client: BrokerClient, path: Path, message: str | None = None) -
         raise ClientError(f"cannot read {path}: {e.strerror or e}") from e
     content_type = "application/yaml" if path.suffix.lower() in YAML_SUFFIXES \
         else "application/json"
-    return client.publish(document, content_type, message)
+    return client.publish(document, content_type, message, base)
 
 
 # -- watching a run -------------------------------------------------------------------------------
@@ -554,7 +556,15 @@ def _print_json(doc: Any) -> None:
 
 
 def _publish(args: argparse.Namespace, client: BrokerClient) -> int:
-    published = publish_file(client, Path(args.file), args.message)
+    source = args.from_url or args.file
+    if source and source.startswith(("http://", "https://")):  # the broker fetches it
+        doc = {k: v for k, v in (("url", source), ("message", args.message),
+                                 ("base", args.base)) if v}
+        published = client.post_json("workflow/publish", doc)
+    elif args.file:
+        published = publish_file(client, Path(args.file), args.message, args.base)
+    else:
+        raise ClientError("give a FILE or --from-url URL")
     if args.json:
         _print_json(published)
     else:
@@ -691,8 +701,13 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
     p = sub.add_parser("publish", parents=[common], help="validate a workflow file and commit it",
                        description="Publish a workflow file (JSON, or YAML for .yaml/.yml).")
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", nargs="?",
+                   help="a workflow file, or an http(s) URL the broker fetches")
     p.add_argument("-m", "--message", help="commit message of the new revision")
+    p.add_argument("--base", help="the revision this edit is based on: refused (409) if the "
+                                  "workflow changed since")
+    p.add_argument("--from-url", metavar="URL",
+                   help="have the broker fetch the workflow from URL (conditional GET)")
     p.set_defaults(func=cmd_publish)
 
     r = sub.add_parser("run", parents=[common], help="start a run of a workflow",
@@ -726,3 +741,7 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     rd.add_argument("-w", "--watch", action="store_true",
                     help="follow the new run until it ends; exit 0 only if it succeeded")
     rd.set_defaults(func=cmd_redo)
+
+    from broker.cli.revisions_client import add_revision_commands
+
+    add_revision_commands(sub, common)

@@ -18,6 +18,7 @@ from broker.api.operations import SHUTDOWN
 from broker.auth.bootstrap import admin_token_path
 from broker.config import DEFAULT_PORT, Settings, default_home, settings_from_env
 from broker.logs import setup_logging
+from broker.tls import TLSConfigError, context_from_settings
 
 logger = logging.getLogger("dagbroker")
 
@@ -57,9 +58,18 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-json", action="store_true", help="one JSON object per log line")
 
 
+def _tls(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tls-cert", help="PEM certificate (chain): serve HTTPS and WSS")
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    p.add_argument(
+        "--client-ca", help="PEM CA: require client certificates signed by it (mTLS)"
+    )
+
+
 def add_server_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("serve", help="run the broker (REST API + scheduler loops)")
     _common(s)
+    _tls(s)
     s.set_defaults(func=cmd_serve)
     u = sub.add_parser("up", help="all-in-one: embedded Redis + broker + one local worker")
     _common(u)
@@ -89,15 +99,19 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         expand_timeout_s=args.expand_timeout,
         policy_file=args.policy,
         log_json=args.log_json or None,
+        tls_cert=getattr(args, "tls_cert", None),
+        tls_key=getattr(args, "tls_key", None),
+        client_ca=getattr(args, "client_ca", None),
     )
 
 
 async def start_site(app: web.Application, settings: Settings) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    tls = context_from_settings(settings)
+    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=tls)
     await site.start()
-    url = f"http://{settings.host}:{settings.port}"
+    url = f"{'https' if tls else 'http'}://{settings.host}:{settings.port}"
     write_address_file(settings, url)
     return runner, url
 
@@ -135,6 +149,11 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     setup_logging(settings.log_json)
+    try:
+        context_from_settings(settings)  # refuse bad TLS options before starting anything
+    except TLSConfigError as e:
+        print(f"dagbroker serve: {e}", file=sys.stderr)
+        return 2
     return asyncio.run(serve(settings))
 
 

@@ -18,6 +18,7 @@ from broker.engine.provenance_loop import ProvenanceLoop
 from broker.engine.runners import RunnerWatch
 from broker.engine.scripts import Scripts
 from broker.engine.submit import new_run_id, write_run
+from broker.engine.timers import TimerService
 from broker.errors import Conflict, NotFound
 from broker.keys import BROKER_GROUP, Keys
 from broker.provenance_store import ProvenanceStore
@@ -81,6 +82,7 @@ class Engine:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._submissions: set[asyncio.Task[Any]] = set()
+        self.timers = TimerService(self)  # after the attributes it uses
 
     # -- lifecycle ------------------------------------------------------
     async def start(self) -> None:
@@ -121,6 +123,7 @@ class Engine:
             asyncio.create_task(
                 run_every("presence", 2.0, self._presence, self.stop_event), name="presence"
             ),
+            asyncio.create_task(self.timers.run(), name="timers"),
         ]
         logger.info("engine %s started (prefix %s)", self.broker_id, self.keys.prefix)
 

@@ -10,6 +10,7 @@ earlier attempts is lost; the final state of every task is always archived.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -29,6 +30,13 @@ logger = logging.getLogger(__name__)
 GROUP = "archiver"
 FINAL_RUN = ("succeeded", "failed", "cancelled")
 ATTEMPT_END = ("succeeded", "failed", "retry_wait", "lost", "cancelled", "upstream_failed")
+
+
+def command_signature(spec: dict[str, Any]) -> str:
+    """The same work under another workflow or node name: executor + what it runs."""
+    basis = json.dumps([spec.get(k) for k in ("executor", "command", "script", "callable")],
+                       sort_keys=True)
+    return hashlib.sha1(basis.encode()).hexdigest()[:16]
 
 
 class Archiver:
@@ -100,12 +108,16 @@ class Archiver:
              json.dumps(view["params"]), view["created_at"], view["started_at"],
              view["finished_at"], view["total"], json.dumps(view["counts"]), view["reason"], now),
         )
-        rows = [self._final_attempt(run, view["name"], t) for t in tasks if t["attempt"]]
+        specs = await self.redis.hgetall(self.keys.spec(run))
+        sigs = {tpl: command_signature(json.loads(text)) for tpl, text in specs.items()}
+        rows = [(*self._final_attempt(run, view["name"], t), sigs.get(t["node"]))
+                for t in tasks if t["attempt"]]
         await self.db.executemany(
             "INSERT INTO attempts (run, task, node, workflow, attempt, state, runner, started_at,"
-            " finished_at, duration_ms, exit_code, reason)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " finished_at, duration_ms, exit_code, reason, signature)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(run, task, attempt) DO UPDATE SET node = excluded.node,"
+            " signature = excluded.signature,"
             " workflow = excluded.workflow, state = excluded.state, runner = excluded.runner,"
             " started_at = excluded.started_at, finished_at = excluded.finished_at,"
             " duration_ms = excluded.duration_ms, exit_code = excluded.exit_code,"

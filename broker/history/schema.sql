@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     task         TEXT NOT NULL,              -- task id (node, or node[i] for matrix copies)
     node         TEXT NOT NULL,              -- the workflow node it came from
     workflow     TEXT,
+    signature    TEXT,                       -- hash of executor + command: same work elsewhere
     attempt      INTEGER NOT NULL,
     state        TEXT,                       -- running, succeeded, failed, retry_wait, lost, cancelled…
     runner       TEXT,
@@ -70,3 +71,28 @@ CREATE TABLE IF NOT EXISTS attempts (
     PRIMARY KEY (run, task, attempt)
 );
 CREATE INDEX IF NOT EXISTS attempts_node ON attempts(workflow, node, state);
+CREATE INDEX IF NOT EXISTS attempts_signature ON attempts(signature, state);
+
+-- Timers (docs/events-and-timers.md): one row per timer, fired by the leader broker.
+-- A fire is claimed by one conditional UPDATE (… WHERE next_fire_at = <the due time>), so of
+-- several brokers sharing this file exactly one fires each due time.
+CREATE TABLE IF NOT EXISTS timers (
+    id            TEXT PRIMARY KEY,
+    owner         TEXT NOT NULL,                -- user id; the action runs as this user
+    name          TEXT NOT NULL DEFAULT '',
+    action        TEXT NOT NULL,                -- JSON: {"execute": {name, params}} | {"push": {key, payload}}
+    kind          TEXT NOT NULL,                -- after | at | cron
+    cron          TEXT,                         -- 5-field cron expression (UTC), kind cron only
+    state         TEXT NOT NULL,                -- active | done | cancelled
+    next_fire_at  INTEGER,                      -- ms; NULL once done or cancelled
+    created_at    INTEGER NOT NULL,
+    fired         INTEGER NOT NULL DEFAULT 0,   -- fires so far
+    last_fired_at INTEGER,                      -- due time (ms) of the last fire
+    last_run      TEXT,                         -- run started (execute) or push id (push)
+    last_error    TEXT,
+    firing_at     INTEGER,                      -- due time of a fire claimed but not yet done
+    firing_ref    TEXT,                         -- its run id / push id, fixed at the claim
+    firing_since  INTEGER                       -- ms when it was claimed
+);
+CREATE INDEX IF NOT EXISTS timers_due ON timers(state, next_fire_at);
+CREATE INDEX IF NOT EXISTS timers_owner ON timers(owner);

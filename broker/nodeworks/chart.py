@@ -63,13 +63,15 @@ class Chart(msgspec.Struct, kw_only=True):
     nodes: dict[str, ChartNode]
     connections: dict[str, Connection]
     entries: dict[str, Any]
+    inbound: dict[str, list[Connection]] = {}  # target uniquename → its connections, in order
 
     def path(self, uniquename: str) -> NodePath:
         lib, name = self.nodes[uniquename].path
         return (lib, name)
 
     def incoming(self, uniquename: str) -> list[Connection]:
-        return [c for c in self.connections.values() if c.output[0] == uniquename]
+        """The connections ending on a node, in file order."""
+        return self.inbound.get(uniquename, [])
 
 
 def _error(problems: list[dict[str, Any]]) -> InvalidWorkflow:
@@ -138,7 +140,7 @@ def parse_chart(raw: bytes | str) -> Chart:
     doc = load_document(raw, "json")
     if not isinstance(doc, dict):
         raise _error([{"message": "a chart must be a JSON object of named entries"}])
-    chart = Chart(nodes={}, connections={}, entries=doc)
+    chart = Chart(nodes={}, connections={}, entries=doc, inbound={})
     problems: list[dict[str, Any]] = []
     for key, entry in doc.items():
         _entry(key, entry, chart, problems)
@@ -155,4 +157,6 @@ def parse_chart(raw: bytes | str) -> Chart:
         raise _error(problems)
     if not chart.nodes:
         raise _error([{"message": "the chart has no nodes"}])
+    for c in chart.connections.values():
+        chart.inbound.setdefault(c.output[0], []).append(c)
     return chart

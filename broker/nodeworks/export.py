@@ -58,9 +58,14 @@ class _Export:
     nodes: list[_Node]
     orig: Chart | None
     by_id: dict[str, _Node] = field(default_factory=dict)
+    wired_from: dict[str, list[str]] = field(default_factory=dict)  # id → output terminals
 
     def __post_init__(self) -> None:
         self.by_id = {n.id: n for n in self.nodes}
+        for n in self.nodes:
+            for _, src, out in n.wires:
+                if out and out not in self.wired_from.setdefault(src, []):
+                    self.wired_from[src].append(out)
 
 
 def _job_values(path: NodePath, settings: dict[str, Any]) -> dict[str, Any]:
@@ -69,19 +74,38 @@ def _job_values(path: NodePath, settings: dict[str, Any]) -> dict[str, Any]:
     return {t.name: settings.get(t.name, t.value) for t in specs}
 
 
+def _is_path(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)
+
+
+def _strings(value: Any) -> set[str]:
+    return {v for v in value if isinstance(v, str)} if isinstance(value, list) else set()
+
+
+def _wires(value: Any) -> list[tuple[str, str, str | None]]:
+    """(input terminal, source id, output terminal) of well-formed wires, in order."""
+    if not isinstance(value, dict):
+        return []
+    return [
+        (str(t), str(src[0]), src[1] if isinstance(src[1], str) else None)
+        for t, sources in value.items() if isinstance(sources, list)
+        for src in sources if isinstance(src, list) and len(src) == 2
+    ]
+
+
 def _view_node(nid: str, node: Any, defaults: dict[str, Any]) -> _Node:
     if not isinstance(node, dict):
         raise InvalidWorkflow(f"node {nid!r} is not an object", {"node": nid})
     after = [str(a) for a in node.get("after") or []]
-    kwargs = node.get("kwargs")
-    if node.get("callable") == RUN_NODE and isinstance(kwargs, dict) and "path" in kwargs:
-        k = unescape(kwargs)
-        wires = [(t, str(src), out) for t, sources in (k.get("wires") or {}).items()
-                 for src, out in sources]
+    k = unescape(node.get("kwargs"))
+    k = k if isinstance(k, dict) else {}
+    if node.get("callable") == RUN_NODE and _is_path(k.get("path")):
         lib, name = k["path"]
-        return _Node(id=nid, path=(lib, name), is_job=False, values=dict(k.get("values") or {}),
-                     wires=wires, multi=set(k.get("multi") or []), after=after,
-                     name=k.get("node") or None)
+        values = k.get("values")
+        return _Node(id=nid, path=(lib, name), is_job=False,
+                     values=dict(values) if isinstance(values, dict) else {},
+                     wires=_wires(k.get("wires")), multi=_strings(k.get("multi")), after=after,
+                     name=k.get("node") if isinstance(k.get("node"), str) else None)
     path, settings = job_settings(node, defaults)
     return _Node(id=nid, path=path, is_job=True, values=_job_values(path, settings), wires=[],
                  multi=set(), after=after, name=described_name(node.get("description")))
@@ -110,8 +134,7 @@ def _outputs(ex: _Export, n: _Node) -> list[str]:
     nt = BUILTIN.get(n.path)
     if nt:
         return [t.name for t in nt.terminals if not t.is_input]
-    used = [out for m in ex.nodes for _, src, out in m.wires if src == n.id and out]
-    return list(dict.fromkeys(used))
+    return ex.wired_from.get(n.id, [])
 
 
 def _job_connections(ex: _Export, n: _Node) -> list[ConnKey]:
@@ -120,8 +143,7 @@ def _job_connections(ex: _Export, n: _Node) -> list[ConnKey]:
     deps = {ex.by_id[d].uniquename: d for d in n.after if d in ex.by_id}
     keys: list[ConnKey] = []
     if n.retained and ex.orig:
-        keys = [c.key for c in ex.orig.connections.values()
-                if c.output[0] == n.uniquename and c.input[0] in deps]
+        keys = [c.key for c in ex.orig.incoming(n.uniquename) if c.input[0] in deps]
     covered = {k[0] for k in keys}
     for u, d in deps.items():
         outs = _outputs(ex, ex.by_id[d])
@@ -160,7 +182,7 @@ def _spec(n: _Node, terminal: str) -> TerminalSpec:
 def _retained_entry(ex: _Export, n: _Node, connected: set[tuple[str, str]]) -> dict[str, Any]:
     assert ex.orig is not None
     u = n.uniquename
-    entry = copy.deepcopy(ex.orig.entries[u])
+    entry: dict[str, Any] = copy.deepcopy(ex.orig.entries[u])
     terms = entry.setdefault("terminals", {})
     parsed = ex.orig.nodes[u].terminals
     for t, value in n.values.items():
@@ -199,10 +221,11 @@ def _node_entries(ex: _Export, desired: list[ConnKey]) -> dict[str, dict[str, An
     new = [n for n in ex.nodes if not n.retained]
     if not new:
         return entries
-    taken = [tuple(e["pos"]) for e in entries.values() if len(e.get("pos") or []) == 2]
+    taken = [(float(e["pos"][0]), float(e["pos"][1]))
+             for e in entries.values() if len(e.get("pos") or []) == 2]
     parents = {n.uniquename: [ex.by_id[d].uniquename for d in n.after if d in ex.by_id]
                for n in ex.nodes}
-    places = layout([n.uniquename for n in new], parents, taken)  # type: ignore[arg-type]
+    places = layout([n.uniquename for n in new], parents, taken)
     layers = [e.get("layer") for e in entries.values()]
     layer = max([v for v in layers if isinstance(v, int)], default=0)
     for i, n in enumerate(new, start=1):

@@ -24,7 +24,8 @@ def sweep(out: Path) -> dict[str, Any]:
                 "workflow": {
                     "params": {"mesh": "coarse"},
                     "nodes": {
-                        "sim": {"command": 'echo {{ re }} {{ t }} {{ mesh }} > {{ out }}/"$DAGB_NODE"'},
+                        "sim": {"command": "echo {{ re }} {{ t }} {{ mesh }} "
+                                           '> {{ out }}/"$DAGB_NODE"'},
                         "post": {"after": ["sim"],
                                  "command": "echo '{\"re\": {{ re }}}' > \"$DAGB_RESULT\""},
                     },

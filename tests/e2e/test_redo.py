@@ -13,6 +13,7 @@ from e2e.cluster import Cluster, api, publish_and_run, wait_run
 from e2e.test_cli import dagbroker
 
 LOG = 'echo "$DAGB_RUN" >> {{ out }}/"$DAGB_NODE"'
+WAIT = "while [ ! -f {{ out }}/go ]; do sleep 0.02; done"  # the test creates `go`
 RESULT = "echo '{\"run\": \"'$DAGB_RUN'\"}' > \"$DAGB_RESULT\""
 
 
@@ -22,7 +23,7 @@ def chain(out: Path) -> dict[str, Any]:
         "name": "chain",
         "params": {"out": str(out)},
         "nodes": {
-            "a": {"command": f"while [ ! -f {{{{ out }}}}/go ]; do sleep 0.02; done; {LOG}; {RESULT}"},
+            "a": {"command": f"{WAIT}; {LOG}; {RESULT}"},
             "b": {"after": ["a"],
                   "command": f'{LOG}; cp "$DAGB_INPUTS" {{{{ out }}}}/b."$DAGB_RUN"; {RESULT}'},
             "c": {"after": ["b"], "matrix": {"k": [1, 2]}, "command": f"{LOG}; {RESULT}"},

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e.cluster import Cluster, publish_and_run, wait_run
 
 from broker.nodeworks.convert import ConvertedChart, convert_chart
 from broker.nodeworks.library import load_plugins
-from e2e.cluster import Cluster, publish_and_run, wait_run
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "nodeworks"
@@ -150,7 +150,7 @@ async def test_job_nodes_and_plugin_fixture(setup: Setup, plugins: Any) -> None:
     raw = (FIXTURES / "jobs_and_plugin.nc").read_bytes()
     converted = convert_chart(raw, name="nw-jobs", plugins=plugins)
     tasks = await setup.run(converted)
-    assert assert_reproduces(converted, tasks) == 4  # command text, float, multiply, shout
+    assert assert_reproduces(converted, tasks) == 5  # both strings, float, multiply, shout
     assert tasks["bash"]["result"] == 7  # a shell job's own result, wired whole
     assert tasks["multiply"]["result"] == {"result": 42.0}
     assert tasks["shout"]["result"] == {"upper": "{{ NOT A PARAM }}"}

@@ -172,3 +172,18 @@ def test_unknown_entry_types_are_kept() -> None:
     doc2 = convert_chart(raw, name="node-ex").workflow
     assert doc2 == doc
     assert export_chart(copy.deepcopy(doc2), raw) == raw
+
+
+def test_malformed_converted_nodes_still_export() -> None:
+    doc = {"name": "odd", "nodes": {
+        "a": {"executor": "python", "callable": "worker.nodelib.run:run_node",
+              "kwargs": {"path": "math/Add"}},
+        "b": {"executor": "python", "callable": "worker.nodelib.run:run_node", "after": ["a"],
+              "kwargs": {"path": ["math", "Add"], "values": 3, "multi": 5,
+                         "wires": {"input": [["a"], "x", ["a", 7]]}}},
+    }}
+    chart = json.loads(export_chart(doc, None))
+    assert chart["a"]["path"] == ["broker", "python"]
+    assert chart["a"]["terminals"]["callable"]["value"] == "worker.nodelib.run:run_node"
+    assert chart["b"]["path"] == ["math", "Add"]
+    assert [e["input"] for e in chart.values() if e["type"] == "Connection"] == [["a", "result"]]
