@@ -20,7 +20,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY . /app
-RUN pip install /app \
+RUN pip install "/app[nodeworks]" \
     && useradd --create-home --uid 1000 dagbroker \
     && mkdir -p /data \
     && chown dagbroker:dagbroker /data

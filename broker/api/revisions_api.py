@@ -19,6 +19,7 @@ from msgspec import Meta
 from broker.api.appkeys import POLICY, REVISIONS, SETTINGS
 from broker.api.auth import User, request_user
 from broker.api.codec import convert, read_args
+from broker.api.events_api import on_publish
 from broker.api.models import PublishEnvelope
 from broker.core.parse import load_document, to_workflow
 from broker.core.validate import resolve
@@ -165,6 +166,7 @@ async def publish(request: web.Request) -> web.Response:
     text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     saved = await store.save(wf.name, text, owner=user.id, author=user.id, message=message,
                              base=base, source=env.url)
+    await on_publish(request, user.id, wf)  # the on_event subscription index
     out: dict[str, Any] = {"name": wf.name, "owner": user.id, "revision": saved.revision,
                            "nodes": len(nodes), "changed": saved.changed}
     if saved.message:

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from broker.api import (
     audit,
+    events_api,
     health,
     history_api,
     lifecycle_api,
@@ -15,12 +16,18 @@ from broker.api import (
     provenance_api,
     revisions_api,
     system,
+    timers_api,
     users,
     workflows,
 )
 from broker.api import redo as redo_api
+from broker.api.auth import PUBLIC
 
 API = "/api/v1"
+
+# events/push checks the token's scope against the key in its body (events_api): the
+# middleware authenticates its token but leaves the authorisation to the handler.
+PUBLIC.add(events_api.PUSH_ROUTE)
 
 
 def route_table() -> list[web.RouteDef]:
@@ -72,6 +79,12 @@ def route_table() -> list[web.RouteDef]:
         web.delete(f"{API}/tokens/{{id}}", users.revoke_token),
         web.post(f"{API}/tokens/{{id}}/revoke", users.revoke_token),
         web.get(f"{API}/audit", audit.list_audit),
+        web.post(events_api.PUSH_PATH, events_api.push_event),
+        web.get(f"{API}/events/status", events_api.status),
+        web.post(f"{API}/timers/start", timers_api.start),
+        web.get(f"{API}/timers/status", timers_api.status),
+        web.post(f"{API}/timers/cancel", timers_api.cancel),
+        web.delete(f"{API}/timers/{{id}}", timers_api.cancel_by_id),
         web.get(f"{API}/openapi.json", openapi.openapi_json),
         web.get("/api/docs", openapi.docs_page),
         web.get(f"{API}/health/live", health.live),

@@ -49,11 +49,12 @@ async def batch_call(aws: MotoServer, op: str, **kw: Any) -> Any:
 
 def executor(aws: MotoServer, **over: Any) -> AwsBatchExecutor:
     kw = aws.client_kwargs()
-    config = AwsBatchConfig(
-        job_queue=QUEUE, region=kw.pop("region_name"), endpoint_url=kw.pop("endpoint_url"),
-        client_options=kw, poll_initial_s=0.05, poll_max_s=0.2,
-        job_role_arn="arn:aws:iam::123456789012:role/task", **over)
-    return AwsBatchExecutor(config)
+    options: dict[str, Any] = {
+        "job_queue": QUEUE, "region": kw.pop("region_name"), "endpoint_url": kw.pop("endpoint_url"),
+        "client_options": kw, "poll_initial_s": 0.05, "poll_max_s": 0.2,
+        "job_role_arn": "arn:aws:iam::123456789012:role/task",
+    }
+    return AwsBatchExecutor(AwsBatchConfig(**(options | over)))
 
 
 def handle(node: str, *, command: str | list[str] = "echo hi", image: str | None = "busybox",
@@ -71,8 +72,9 @@ async def ctx(rds: aredis.Redis, keys: Keys, tmp_path: Path) -> ExecContext:
 
 
 async def jobs_in_queue(aws: MotoServer, status: str) -> list[dict[str, Any]]:
+    """The queue's jobs in that status (array parents, not their children)."""
     r = await batch_call(aws, "list_jobs", jobQueue=QUEUE, jobStatus=status)
-    return list(r["jobSummaryList"])
+    return [j for j in r["jobSummaryList"] if ":" not in j["jobId"]]
 
 
 async def test_single_job_succeeds(aws: MotoServer, ctx: ExecContext, tmp_path: Path) -> None:
@@ -156,7 +158,8 @@ async def test_cancel_terminates_the_job(aws: MotoServer, ctx: ExecContext) -> N
     aws.batch_mode(use_docker=True)
     aws.hold_jobs()
     h = handle("long", command="sleep 3600")
-    running = asyncio.create_task(executor(aws, poll_initial_s=5.0).run_batch([h], ctx))
+    slow_polls = executor(aws, poll_initial_s=5.0, poll_max_s=5.0)
+    running = asyncio.create_task(slow_polls.run_batch([h], ctx))
     [job] = await held_job(aws)
     h.request_stop(Outcome.CANCELLED, "cancelled by alice")
     [c] = await asyncio.wait_for(running, 5)  # woken by the stop, not by the next poll

@@ -93,7 +93,7 @@ async def test_manifest_lookup_and_rerun(app: dict[str, Caller]) -> None:
     assert make["runner"] and make["upstream"] == {} and make["parameters"] == {}
     out = make["outputs"]["out.txt"]
     assert out["sha256"] == sha(b"data-5") and out["size"] == 6
-    use = m["tasks"]["use[1]"]
+    use = m["tasks"]["use[0]"]
     assert use["parameters"] == {"k": 1} and use["upstream"] == {"make": result_hash}
     assert set(m["tasks"]) == {"make", "use[0]", "use[1]"}
 

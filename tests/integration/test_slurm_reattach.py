@@ -37,7 +37,7 @@ async def test_restarted_worker_follows_its_job(
     before = slurm_env.job_ids()
     await wk.push("t", "slurm", command='echo first; sleep 4; echo second; '
                                         'echo \'{"ok": true}\' > "$DAGB_RESULT"')
-    first = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=(wk.tmp / "w1.log").open("w"))
     try:
         job = await slurm_job(wk, "t")
         assert element(slurm_env, job)["JobState"] in ("PENDING", "CONFIGURING", "RUNNING")
