@@ -18,8 +18,9 @@ from pathlib import Path
 
 import msgspec
 
+from broker.core.ensemble import merged_defaults
 from broker.errors import InvalidWorkflow
-from broker.spec import Node, Workflow
+from broker.spec import Node, NodeDefaults, Workflow
 
 
 class Policy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -36,8 +37,12 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 raise ValueError(f"policy forbid_commands[{i}]: bad regex {pattern!r}: {e}") from e
 
     def check(self, wf: Workflow) -> None:
-        """Raise InvalidWorkflow listing every node that breaks a rule."""
-        errors = [e for nid, node in wf.nodes.items() for e in self._node_errors(nid, node, wf)]
+        """Raise InvalidWorkflow listing every node (ensemble sub-nodes too) that breaks a rule."""
+        errors = [
+            e
+            for nid, node, defaults in _all_nodes(wf)
+            for e in self._node_errors(nid, node, defaults)
+        ]
         if errors:
             first = errors[0]
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -46,9 +51,13 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 {**{k: v for k, v in first.items() if k != "message"}, "errors": errors},
             )
 
-    def _node_errors(self, nid: str, node: Node, wf: Workflow) -> list[dict[str, str]]:
+    def _node_errors(
+        self, nid: str, node: Node, defaults: NodeDefaults | None
+    ) -> list[dict[str, str]]:
         out: list[dict[str, str]] = []
-        executor = node.executor or (wf.defaults.executor if wf.defaults else None) or "shell"
+        if node.kind == "ensemble":
+            return out  # its sub-nodes are checked one by one
+        executor = node.executor or (defaults.executor if defaults else None) or "shell"
         if executor in self.forbid_executors and executor not in self.substitute_executors:
             out.append({"node": nid, "field": "executor", "rule": "forbid_executors",
                         "message": f"executor '{executor}' is forbidden by this broker's policy"})
@@ -61,19 +70,46 @@ class Policy(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return out
 
     def substitute(self, wf: Workflow) -> tuple[Workflow, list[tuple[str, str]]]:
-        """Replace substituted executors; returns the workflow and (node, message) notices."""
+        """Replace substituted executors (ensemble sub-nodes too); returns the workflow and
+        (node, message) notices."""
         if not self.substitute_executors:
             return wf, []
         notes: list[tuple[str, str]] = []
-        nodes = dict(wf.nodes)
-        for nid, node in wf.nodes.items():
-            executor = node.executor or (wf.defaults.executor if wf.defaults else None) or "shell"
+        nodes = self._substitute_nodes(wf.nodes, wf.defaults, "", notes)
+        return msgspec.structs.replace(wf, nodes=nodes), notes
+
+    def _substitute_nodes(
+        self, nodes: dict[str, Node], defaults: NodeDefaults | None, prefix: str,
+        notes: list[tuple[str, str]],
+    ) -> dict[str, Node]:
+        out = dict(nodes)
+        for nid, node in nodes.items():
+            if node.kind == "ensemble" and node.workflow is not None:
+                sub = node.workflow
+                inner = merged_defaults(defaults, sub.defaults)
+                new_nodes = self._substitute_nodes(sub.nodes, inner, f"{prefix}{nid}.", notes)
+                out[nid] = msgspec.structs.replace(
+                    node, workflow=msgspec.structs.replace(sub, nodes=new_nodes)
+                )
+                continue
+            executor = node.executor or (defaults.executor if defaults else None) or "shell"
             new = self.substitute_executors.get(executor)
             if new:
-                nodes[nid] = msgspec.structs.replace(node, executor=new)  # type: ignore[arg-type]
-                notes.append((nid, f"policy: node {nid} runs with executor '{new}' "
-                                   f"instead of '{executor}'"))
-        return msgspec.structs.replace(wf, nodes=nodes), notes
+                out[nid] = msgspec.structs.replace(node, executor=new)  # type: ignore[arg-type]
+                notes.append((f"{prefix}{nid}", f"policy: node {prefix}{nid} runs with executor "
+                                                f"'{new}' instead of '{executor}'"))
+        return out
+
+
+def _all_nodes(wf: Workflow) -> list[tuple[str, Node, NodeDefaults | None]]:
+    """Every node with the defaults that apply to it; ensemble sub-nodes as `ens.sub`."""
+    out: list[tuple[str, Node, NodeDefaults | None]] = []
+    for nid, node in wf.nodes.items():
+        out.append((nid, node, wf.defaults))
+        if node.kind == "ensemble" and node.workflow is not None:
+            inner = merged_defaults(wf.defaults, node.workflow.defaults)
+            out += [(f"{nid}.{sid}", sub, inner) for sid, sub in node.workflow.nodes.items()]
+    return out
 
 
 def load_policy(path: str | None) -> Policy:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers import wait_until
+
 from e2e.cluster import TOKENS, Cluster, api, wait_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +32,18 @@ def dagbroker(*args: str, url: str, env: dict[str, str]) -> subprocess.Completed
     )
 
 
+async def wait_provenance(url: str, run: str) -> None:
+    """The broker writes a run's manifest (and indexes its files) just after the run ends."""
+
+    async def recorded() -> bool:
+        try:
+            return bool(await api(url, "GET", f"/api/v1/runs/{run}/provenance"))
+        except AssertionError:
+            return False
+
+    await wait_until(recorded, 30, what=f"the provenance of {run}")
+
+
 async def test_provenance_of_an_output_file_from_the_cli(cluster: Cluster, tmp_path: Path
                                                          ) -> None:
     _, url = cluster.start_broker()
@@ -38,6 +52,7 @@ async def test_provenance_of_an_output_file_from_the_cli(cluster: Cluster, tmp_p
     ex = await api(url, "POST", "/api/v1/workflow/execute", {"name": "report"})
     st = await wait_run(url, ex["run"], cluster=cluster)
     assert st["run"]["state"] == "succeeded", st
+    await wait_provenance(url, ex["run"])
 
     # the user has a copy of the file: the CLI hashes it locally and asks the broker
     copy = tmp_path / "copy-of-report.txt"
@@ -59,6 +74,7 @@ async def test_provenance_of_an_output_file_from_the_cli(cluster: Cluster, tmp_p
     again = dagbroker("rerun", ex["run"], "--watch", url=url, env=cluster.env)
     assert again.returncode == 0, again.stdout + again.stderr
     new_run = again.stdout.strip().splitlines()[0]
+    await wait_provenance(url, new_run)
     manifest = json.loads(dagbroker("provenance", new_run, url=url, env=cluster.env).stdout)
     assert manifest["revision"] == pub["revision"] and manifest["params"] == {"title": "first"}
     out = dagbroker("provenance", str(copy), "--json", url=url, env=cluster.env)

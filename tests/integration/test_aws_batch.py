@@ -108,9 +108,9 @@ async def test_batch_of_same_shape_is_one_array_job(aws: MotoServer, ctx: ExecCo
     assert all(c.outcome is Outcome.SUCCEEDED for c in completions), completions
     jobs = await jobs_in_queue(aws, "SUCCEEDED")
     assert len(jobs) == 2
-    array = next(j for j in jobs if "arrayProperties" in j)
-    assert array["arrayProperties"]["size"] == 3
-    [job] = (await batch_call(aws, "describe_jobs", jobs=[array["jobId"]]))["jobs"]
+    described = (await batch_call(aws, "describe_jobs", jobs=[j["jobId"] for j in jobs]))["jobs"]
+    [job] = [j for j in described if "arrayProperties" in j]
+    assert job["arrayProperties"]["size"] == 3
     env = {e["name"]: e["value"] for e in job["container"]["environment"]}
     assert [env[f"DAGB_CMD_{i}"].splitlines()[-1] for i in range(3)] == [
         "echo 0", "echo 1", "echo 2"]

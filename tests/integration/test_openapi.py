@@ -227,7 +227,9 @@ async def test_answers_match_the_documented_responses(client: TestClient) -> Non
     await call("get", "/api/v1/workflows/{name}", url="/api/v1/workflows/diamond")
     assert (await call("post", "/api/v1/workflow/cancel", {"run": run}))[0] == 200
     assert (await call("post", "/api/v1/workflow/cancel", {"run": run}))[0] == 409
-    status, new = await call("post", "/api/v1/workflow/execute", {"name": "diamond", "queue": False})
+    status, new = await call(
+        "post", "/api/v1/workflow/execute", {"name": "diamond", "queue": False}
+    )
     await call("patch", "/api/v1/runs/{run}", {"params": {"greeting": "yo"}},
                url=f"/api/v1/runs/{new['run']}")
     await call("post", "/api/v1/runs/{run}/queue", url=f"/api/v1/runs/{new['run']}/queue")

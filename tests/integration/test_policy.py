@@ -52,3 +52,25 @@ async def test_substituted_executor_runs_with_a_message(client: Any) -> None:
     assert any("instead of 'slurm'" in m["text"] for m in st["messages"])
     status = await (await client.get("/api/v1/status")).json()
     assert status["policy"]["software"] == ["python3"]
+
+
+async def test_policy_reaches_into_ensembles(client: Any) -> None:
+    wf = {"name": "e", "nodes": {"ens": {
+        "kind": "ensemble", "parameters": [{"x": 1}, {"x": 2}],
+        "workflow": {"params": {"x": 0}, "nodes": {
+            "bad": {"executor": "ssh", "host": "h", "command": "echo {{x}}"},
+            "evil": {"command": "rm -rf /"},
+        }}}}}
+    r = await client.post("/api/v1/workflow/publish", json=wf)
+    assert r.status == 422
+    found = {(e["node"], e["rule"]) for e in (await r.json())["error"]["details"]["errors"]}
+    assert found == {("ens.bad", "forbid_executors"), ("ens.evil", "forbid_commands[0]")}
+    sub = {"name": "e2", "nodes": {"ens": {
+        "kind": "ensemble", "parameters": [{"x": 1}],
+        "workflow": {"params": {"x": 0}, "nodes": {"job": {"executor": "slurm",
+                                                            "command": "echo {{x}}"}}}}}}
+    assert (await client.post("/api/v1/workflow/publish", json=sub)).status == 201
+    run = (await (await client.post("/api/v1/workflow/execute", json={"name": "e2"})).json())["run"]
+    st = await (await client.get(f"/api/v1/runs/{run}")).json()
+    assert {t["class"] for t in st["tasks"]} == {"cpu"}
+    assert any("ens.job runs with executor 'shell'" in m["text"] for m in st["messages"])
