@@ -49,7 +49,8 @@ TERMINAL_RUN_STATES = frozenset({"succeeded", "failed", "cancelled"})
 TASK_FAILED = "failed"
 TASK_RUNNING = "running"
 ALWAYS_COUNTED = ("running", "ready", "failed")  # shown even at 0, after succeeded n/total
-COUNTED_IF_ANY = ("pending", "dispatched", "retry_wait", "upstream_failed", "cancelled")
+COUNTED_IF_ANY = ("pending", "dispatched", "retry_wait", "waiting", "upstream_failed",
+                  "cancelled")
 
 YAML_SUFFIXES = frozenset({".yaml", ".yml"})
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -745,3 +746,7 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     from broker.cli.revisions_client import add_revision_commands
 
     add_revision_commands(sub, common)
+
+    from broker.cli.events_client import add_event_commands
+
+    add_event_commands(sub, common)

@@ -5,6 +5,7 @@ and a refused request writes no state (runs, runners, workflows, users, tokens).
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any
 from urllib.parse import quote
@@ -20,7 +21,7 @@ from broker.api.openapi import build_spec
 from broker.api.routes import route_table
 
 MAX_BODY = 32 * 1024
-EXAMPLES_PER_ROUTE = 40
+EXAMPLES_PER_ROUTE = int(os.environ.get("DAGB_FUZZ_EXAMPLES", "40"))  # raise locally to dig
 BODY_METHODS = ("POST", "PATCH", "PUT")
 QUERY_METHODS = ("GET", "DELETE")
 

@@ -26,7 +26,7 @@ from worker.service import Worker
 
 
 async def test_restarted_worker_follows_its_job(
-    wk: WorkerHarness, slurm_env: SlurmCluster, child_env: dict[str, str]
+    wk: WorkerHarness, slurm_env: SlurmCluster, child_env: dict[str, str]  # noqa: F811
 ) -> None:
     rid = "slurm-reattach-1"
     data = wk.tmp / "data"
@@ -37,7 +37,8 @@ async def test_restarted_worker_follows_its_job(
     before = slurm_env.job_ids()
     await wk.push("t", "slurm", command='echo first; sleep 4; echo second; '
                                         'echo \'{"ok": true}\' > "$DAGB_RESULT"')
-    first = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=(wk.tmp / "w1.log").open("w"))
+    with (wk.tmp / "first-worker.log").open("w") as log:
+        first = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         job = await slurm_job(wk, "t")
         assert element(slurm_env, job)["JobState"] in ("PENDING", "CONFIGURING", "RUNNING")

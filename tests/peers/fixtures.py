@@ -101,9 +101,28 @@ class SshServer:
         return int((self.dir / "sshd.pid").read_text().strip())
 
     def session_pids(self) -> list[int]:
-        """The sshd processes serving open connections (children of the listener)."""
-        r = subprocess.run(["pgrep", "-P", str(self.pid)], capture_output=True, text=True)
-        return [int(p) for p in r.stdout.split()]
+        """The sshd processes serving open connections (below the listener; not the
+        commands they run)."""
+        parents: dict[int, int] = {}
+        names: dict[int, str] = {}
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                stat = (proc / "stat").read_text()
+            except OSError:
+                continue
+            name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :]
+            parents[int(proc.name)], names[int(proc.name)] = int(rest.split()[1]), name
+        found: list[int] = []
+        frontier = [self.pid]
+        while frontier:
+            parent = frontier.pop()
+            for pid, ppid in parents.items():
+                if ppid == parent and names[pid] == "sshd":
+                    found.append(pid)
+                    frontier.append(pid)
+        return found
 
     def accepted(self) -> int:
         """How many connections have logged in so far (sshd's log)."""

@@ -93,8 +93,19 @@ class _Prepared:
     cwd: str | None
 
 
+def _make_workdir(work: Path) -> None:
+    """mkdir -p, tolerating another attempt's cleanup removing the (empty) run dir meanwhile."""
+    for _ in range(5):
+        try:
+            work.mkdir(parents=True, exist_ok=True)
+            return
+        except FileNotFoundError:
+            continue
+    work.mkdir(parents=True, exist_ok=True)
+
+
 def _write_files(paths: AttemptPaths, inputs: dict[str, Any], files: Mapping[Path, str]) -> None:
-    paths.work.mkdir(parents=True, exist_ok=True)
+    _make_workdir(paths.work)
     paths.log.parent.mkdir(parents=True, exist_ok=True)
     for stale in (paths.result, paths.error):
         stale.unlink(missing_ok=True)

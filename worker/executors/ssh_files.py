@@ -8,6 +8,7 @@ recursively. Names are kept inside their directory: no absolute paths, no '..'.
 
 from __future__ import annotations
 
+import asyncio
 import posixpath
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -35,7 +36,7 @@ async def upload_inputs(
     for name in names:
         rel = _relative(name)
         src = local_dir / rel
-        if not src.exists():  # noqa: ASYNC240 (a stat of a local file)
+        if not await asyncio.to_thread(src.exists):
             raise TransferError(f"input {name!r} is not in the local workdir {local_dir}")
         dst = posixpath.join(remote, rel)
         parent = posixpath.dirname(dst)
@@ -65,7 +66,7 @@ async def fetch_outputs(
         for path in matches:
             name = posixpath.relpath(path, remote)
             dst = local_dir / name
-            dst.parent.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (local mkdir)
+            await asyncio.to_thread(dst.parent.mkdir, parents=True, exist_ok=True)
             try:
                 await sftp.get(path, str(dst), recurse=True, preserve=True)
             except (asyncssh.SFTPError, OSError) as e:
