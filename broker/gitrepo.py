@@ -11,9 +11,11 @@ older than `stale_lock_s`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,7 +35,9 @@ DIR_MODE = 0o040000
 STALE_LOCK_S = 10.0  # a lock file older than this was left by a killed process
 LOCK_WAIT_S = 30.0  # give up waiting for a busy lock after this
 _SAFE = re.compile(r"[A-Za-z0-9_-]")
+MAX_COMPONENT = 150  # file systems allow 255 bytes per name; leave room for `.lock`
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+_INIT_LOCK = threading.Lock()
 
 
 class RepoBusy(Exception):
@@ -49,11 +53,12 @@ def ref_part(text: str) -> str:
                    for c in text)
 
 
-def unref_part(text: str) -> str:
-    """Inverse of `ref_part`."""
-    from urllib.parse import unquote
-
-    return unquote(text)
+def ref_component(text: str) -> str:
+    """`ref_part`, kept short enough for a file name: a long one ends in a hash of `text`."""
+    enc = ref_part(text)
+    if len(enc) <= MAX_COMPONENT:
+        return enc
+    return f"{enc[:100]}--{hashlib.sha256(text.encode()).hexdigest()[:32]}"
 
 
 def is_full_sha(text: str) -> bool:
@@ -80,18 +85,19 @@ def remove_stale_locks(path: Path, stale_lock_s: float = STALE_LOCK_S) -> int:
 def open_repo(path: Path, stale_lock_s: float = STALE_LOCK_S) -> Repo:
     """Open the bare repository at `path`, creating it (with fsync of objects) if missing;
     remove lock files that killed writers left behind."""
-    if (path / "HEAD").exists():
-        remove_stale_locks(path, stale_lock_s)
-    else:
-        path.mkdir(parents=True, exist_ok=True)
-        try:
-            repo = Repo.init_bare(str(path))
-        except FileExistsError:  # another process created it a moment ago
-            return Repo(str(path))
-        config = repo.get_config()
-        config.set((b"core",), b"fsyncObjectFiles", True)  # durable before a ref names them
-        config.write_to_path()
-        repo.close()
+    with _INIT_LOCK:  # the revision and provenance stores of one process open it lazily
+        if (path / "HEAD").exists():
+            remove_stale_locks(path, stale_lock_s)
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            try:
+                repo = Repo.init_bare(str(path))
+            except FileExistsError:  # another process created it a moment ago
+                return Repo(str(path))
+            config = repo.get_config()
+            config.set((b"core",), b"fsyncObjectFiles", True)  # durable before a ref names them
+            config.write_to_path()
+            repo.close()
     return Repo(str(path))
 
 

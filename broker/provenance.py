@@ -18,6 +18,7 @@ manifest makes findable: every output, and the result of every task that has one
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -147,4 +148,5 @@ async def collect_manifest(redis: Redis, keys: Keys, run: str) -> dict[str, Any]
     tasks = await queries.get_tasks(redis, keys, run)
     specs = await redis.hgetall(keys.spec(run))
     artifacts = await redis.hgetall(keys.artifacts(run))
-    return build_manifest(run, h, tasks, specs, artifacts)
+    # a run may have 100k tasks: build the document off the event loop
+    return await asyncio.to_thread(build_manifest, run, h, tasks, specs, artifacts)

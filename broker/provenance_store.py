@@ -72,7 +72,7 @@ class ProvenanceStore:
 
     # -- sync parts, run in a thread ------------------------------------------------------------
     def _run_ref(self, run: str) -> bytes:
-        return f"{RUNS}/{gitrepo.ref_part(run)}".encode()
+        return f"{RUNS}/{gitrepo.ref_component(run)}".encode()
 
     def _index_ref(self, sha256: str) -> bytes:
         return f"{INDEX}/{sha256[:2]}/{sha256[2:]}".encode()

@@ -92,8 +92,9 @@ class _Wf:
             raise BadRequest("a workflow needs an owner", {"field": "owner"})
         self.owner = owner
         self.name = name
-        self.dir = f"workflows/{gitrepo.ref_part(owner)}"
-        self.ref = f"{WF_REFS}/{gitrepo.ref_part(owner)}/{gitrepo.ref_part(name)}".encode()
+        self.dir = f"workflows/{gitrepo.ref_component(owner)}"
+        self.ref = f"{WF_REFS}/{gitrepo.ref_component(owner)}/{gitrepo.ref_component(name)}"\
+            .encode()
 
     def path(self, ext: str = "json") -> str:
         return f"{self.dir}/{self.name}.{ext}"
@@ -375,23 +376,22 @@ class RevisionStore:
 
     def _names(self, owner: str) -> list[Listed]:
         repo = self._open()
-        base = f"{WF_REFS}/{gitrepo.ref_part(owner)}/".encode()
+        base = f"{WF_REFS}/{gitrepo.ref_component(owner)}/".encode()
         out: list[Listed] = []
         for key in repo.refs.keys(base=base):
-            name = gitrepo.unref_part(key.decode())
-            try:
-                wf = _Wf(owner, name)
-            except BadRequest:
+            sha = gitrepo.read_ref(repo, base + key)
+            head = gitrepo.get_commit(repo, sha) if sha else None
+            if head is None:
                 continue
-            head = self._head(repo, wf)
-            if head is not None and gitrepo.read_path(repo, head, wf.path()) is not None:
-                out.append(Listed(name=name, revision=head.id.decode(),
-                                  updated_at=head.commit_time * 1000))
+            for fname in gitrepo.list_dir(repo, head, f"workflows/{gitrepo.ref_component(owner)}"):
+                if fname.endswith(".json"):  # the name is read from the tree, not the ref
+                    out.append(Listed(name=fname[: -len(".json")], revision=head.id.decode(),
+                                      updated_at=head.commit_time * 1000))
         return sorted(out, key=lambda x: x.name)
 
     def _fetch_ref(self, owner: str, url: str) -> bytes:
         digest = hashlib.sha256(url.encode()).hexdigest()
-        return f"{FETCH_REFS}/{gitrepo.ref_part(owner)}/{digest}".encode()
+        return f"{FETCH_REFS}/{gitrepo.ref_component(owner)}/{digest}".encode()
 
     def _fetch_state(self, owner: str, url: str) -> dict[str, Any] | None:
         repo = self._open()

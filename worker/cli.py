@@ -9,6 +9,7 @@ from pathlib import Path
 
 from broker.keys import DEFAULT_PREFIX
 from worker.config import WorkerSettings
+from worker.executors.ssh_inventory import InventoryError, load_inventory
 
 
 def default_data_dir(environ: Mapping[str, str]) -> str:
@@ -115,4 +116,9 @@ def parse_settings(
         )
     except ValueError as e:
         parser.error(str(e))
+    if settings.ssh_inventory:
+        try:
+            load_inventory(settings.ssh_inventory)  # fail now, not at the first ssh task
+        except InventoryError as e:
+            parser.error(str(e))
     return settings, bool(a.verbose)

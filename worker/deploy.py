@@ -62,13 +62,15 @@ def start_command(
     words = ["env", *(f"{k}={v}" for k, v in (env or {}).items()), python, "-m", "worker",
              *worker_args]
     log = shlex.quote(log_file)
+    command = " ".join(shlex.quote(w) for w in words)
     return (f'mkdir -p "$(dirname {log})" && '
-            f"setsid nohup {' '.join(shlex.quote(w) for w in words)} >> {log} 2>&1 < /dev/null & "
-            "echo $!")
+            f"{{ setsid nohup {command} >> {log} 2>&1 < /dev/null & echo $!; }}")
 
 
 def check_command(pid: int, log_file: str) -> str:
-    return (f"kill -0 {pid} 2>/dev/null && echo alive || "
+    """'alive', or 'dead' and the log's end. A zombie (an init that does not reap) is dead."""
+    return (f"kill -0 {pid} 2>/dev/null && "
+            f'case "$(ps -o stat= -p {pid} 2>/dev/null)" in Z*) false;; esac && echo alive || '
             f"{{ echo dead; tail -n {TAIL_LINES} {shlex.quote(log_file)}; }}")
 
 

@@ -23,10 +23,13 @@ from redis.exceptions import RedisError
 from broker.engine.scripts import Scripts
 from broker.keys import Keys
 from broker.wire import Outcome
+from worker.artifacts import store_from_settings
 from worker.batchrun import run_batch
 from worker.consumer import Consumer
 from worker.control import ControlReader
 from worker.executors import REGISTRY, ExecContext
+from worker.executors.aws_batch import enable_aws_batch
+from worker.executors.aws_config import aws_batch_config
 from worker.heartbeat import send_heartbeat
 from worker.inflight import InFlight
 from worker.loops import run_every, run_forever, wait_first
@@ -70,7 +73,11 @@ class Worker:
         self.redis = redis
         self.keys = Keys(s.prefix)
         self.streams = [self.keys.queue(c) for c in s.classes]
+        aws_batch = aws_batch_config(s)
+        if aws_batch is not None:
+            enable_aws_batch(aws_batch)  # offered only with a job queue
         self.executors = advertised_executors()
+        self.artifacts = store_from_settings(s)
         self.status = RunnerStatus()
         self.inflight = InFlight(s.slots)
         self.draining = asyncio.Event()
@@ -78,7 +85,8 @@ class Worker:
         self.scripts = Scripts(redis, s.prefix)
         self.ctx = ExecContext(
             runner_id=s.runner_id, redis=redis, keys=self.keys, data_dir=Path(s.data_dir),
-            kill_grace_s=s.kill_grace_s, base_env=base_env,
+            kill_grace_s=s.kill_grace_s, base_env=base_env, artifacts=self.artifacts,
+            aws_batch=aws_batch,
         )
         self.consumer = Consumer(
             redis, s.runner_id, self.streams, s.block_ms, self.inflight,
@@ -199,6 +207,7 @@ class Worker:
 
     async def _close(self) -> None:
         rid = self.settings.runner_id
+        await self.artifacts.aclose()
         try:
             await hand_back_pending(self.redis, self.keys, self.streams, rid, now_ms())
             await delete_idle_consumer(self.redis, self.streams, rid)

@@ -17,9 +17,11 @@ from broker.api.audit import audit_middleware
 from broker.api.auth import AUTH_STORE, auth_middleware
 from broker.api.errors import error_middleware
 from broker.api.history_keys import ARCHIVER, DB
+from broker.api.hub import hub_ctx
 from broker.api.metrics import LATENCY
 from broker.api.metrics_latency import LatencyTracker
 from broker.api.routes import route_table
+from broker.api.ws import setup_websockets
 from broker.auth.bootstrap import admin_token_path, ensure_admin
 from broker.auth.store import AuthStore
 from broker.config import Settings
@@ -124,7 +126,9 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[POLICY] = load_policy(settings.policy_file)
     app[LATENCY] = LatencyTracker()
-    app.cleanup_ctx.extend([history_ctx, redis_ctx, engine_ctx, archive_ctx, revisions_ctx])
+    app.cleanup_ctx.extend([history_ctx, redis_ctx, engine_ctx, archive_ctx, revisions_ctx,
+                            hub_ctx])
+    setup_websockets(app)  # on_shutdown closes live sockets with GOING_AWAY
     app.add_routes(route_table())
     return app
 

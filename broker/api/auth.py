@@ -35,7 +35,8 @@ PUBLIC = {
     ("GET", "/api/v1/health/live"),
     ("GET", "/api/v1/health/ready"),
 }
-PUBLIC_PREFIXES = ("/assets/",)
+# The web UI's static files and page shell (broker/api/static_ui.py); its data needs a token.
+PUBLIC_PREFIXES = ("/assets/", "/runs", "/workflows", "/login")
 
 
 class User(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,6 +47,9 @@ class User(msgspec.Struct, frozen=True, kw_only=True):
     scopes: frozenset[str] = frozenset()
 
     def has(self, scope: str) -> bool:
+        """`events:*` matches any `events:<key>` scope (the handler then checks the key)."""
+        if scope == "events:*":
+            return self.admin or any(s.startswith("events:") for s in self.scopes)
         return scope in self.scopes or (self.admin and scope != "runner")
 
 

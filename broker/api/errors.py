@@ -55,6 +55,22 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = _HTTP_CODES.get(e.status, "http_error")
         return error_response(e.status, code, e.reason or code, {"path": request.path})
+    except UnicodeEncodeError as e:
+        if e.reason != "surrogates not allowed":
+            return _internal(request)
+        # JSON/YAML escapes like "\ud800" decode to lone surrogates, which msgspec and
+        # UTF-8 refuse wherever the text goes next: the request is bad, not the broker.
+        return error_response(
+            400,
+            "bad_request",
+            "invalid Unicode in the request: a lone surrogate escape such as \\ud800",
+            {"reason": e.reason},
+        )
     except Exception:
-        logger.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal", "internal error; see the broker log")
+        return _internal(request)
+
+
+def _internal(request: web.Request) -> web.Response:
+    """An unexpected failure: logged with its traceback (we are inside `except`), never sent."""
+    logger.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(500, "internal", "internal error; see the broker log")

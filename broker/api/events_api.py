@@ -7,9 +7,8 @@ Event keys are private to their owner (docs/events-and-timers.md#who-may-push-a-
   token a user hands to an external system);
 * an admin token pushes any user's key: `owner` names the user (default: the admin's own).
 
-The scope needed depends on the key in the body, so this handler authorises the caller
-itself: `PUSH_ROUTE` is in `auth.PUBLIC` (see routes.py), where the middleware still
-authenticates any token given but checks no scope; a call without a token gets 401 here.
+The scope needed depends on the key in the body: the route accepts `user` and any
+`events:<key>` token (`@requires("user", "events:*")`), and the handler checks the key.
 """
 
 from __future__ import annotations
@@ -20,11 +19,12 @@ import msgspec
 from aiohttp import web
 from msgspec import Meta
 
+from broker.api.apidoc import api_doc
 from broker.api.appkeys import ENGINE, POLICY, REVISIONS
-from broker.api.auth import AUDIT_TARGET, USER, User, request_user, requires
+from broker.api.auth import AUDIT_TARGET, User, request_user, requires
 from broker.api.codec import convert, read_json
 from broker.api.errors import error_response
-from broker.engine.events import DEFAULT_RETAIN_S, Events, Launcher, push
+from broker.engine.events import DEFAULT_RETAIN_S, Events, Launcher, Pushed, push
 from broker.errors import BadRequest, PayloadTooLarge
 from broker.spec import EventKey, Workflow
 
@@ -62,13 +62,10 @@ def push_refusal(user: User, req: PushRequest) -> str | None:
     return f"this token may not push event key '{req.key}'"
 
 
+@api_doc(tags=("events",), body=PushRequest, responses={200: Pushed})
+@requires("user", "events:*")
 async def push_event(request: web.Request) -> web.Response:
     """Deliver `payload` to every task of the owner waiting for `key`; start subscribed runs."""
-    if USER not in request:
-        resp = error_response(401, "unauthorized",
-                              "missing token: send 'Authorization: Bearer <token>'")
-        resp.headers["WWW-Authenticate"] = 'Bearer realm="dagbroker"'
-        return resp
     body = await read_json(request)
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object", {"path": "$"})
@@ -88,6 +85,7 @@ async def push_event(request: web.Request) -> web.Response:
     return web.json_response(msgspec.to_builtins(out))
 
 
+@api_doc(tags=("events",))
 @requires("user")
 async def status(request: web.Request) -> web.Response:
     """Waiting tasks per key and recent pushes: the caller's (admins: everyone's, or `owner`)."""

@@ -162,7 +162,9 @@ class Hub:
 
     async def read_once(self, last_id: str) -> str:
         """One XREAD from `last_id`; publish what came; return the new position."""
-        resp = await self.redis.xread({self.keys.events(): last_id}, count=READ_COUNT,
+        # A read never brings more than half a queue: a client that keeps up never overflows.
+        count = max(1, min(READ_COUNT, self.queue_size // 2))
+        resp = await self.redis.xread({self.keys.events(): last_id}, count=count,
                                       block=self.block_ms)
         entries = resp[0][1] if resp else []
         if entries:

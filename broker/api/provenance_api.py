@@ -7,9 +7,11 @@ Another user's run or file answers 404 like a missing one (admins see all).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from aiohttp import web
+from msgspec import Meta
 
 from broker.api.appkeys import ENGINE, REVISIONS, SETTINGS
 from broker.api.auth import AUDIT_TARGET, User, request_user
@@ -17,8 +19,11 @@ from broker.api.codec import convert
 from broker.api.models import RunRequest
 from broker.core.expand import expand
 from broker.core.parse import parse_workflow
-from broker.errors import BadRequest, NotFound
-from broker.provenance_store import is_sha256
+from broker.errors import NotFound
+
+
+class LookupArgs(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    sha256: Annotated[str, Meta(pattern=r"^[0-9a-fA-F]{64}$")]
 
 
 def _visible(user: User, owner: str | None) -> bool:
@@ -52,9 +57,7 @@ async def run_provenance(request: web.Request) -> web.Response:
 
 async def lookup(request: web.Request) -> web.Response:
     """Which run, task and workflow revision produced the content with this sha256."""
-    digest = request.query.get("sha256", "").strip().lower()
-    if not is_sha256(digest):
-        raise BadRequest("argument 'sha256' must be 64 hex digits", {"field": "sha256"})
+    digest = convert(dict(request.query), LookupArgs).sha256.lower()
     user = request_user(request)
     entries = await request.app[ENGINE].provenance.store.lookup(digest)
     mine = [e for e in entries if _visible(user, e.get("owner"))]

@@ -15,24 +15,26 @@ from broker.api import (
     operations,
     provenance_api,
     revisions_api,
+    static_ui,
     system,
     timers_api,
+    ui_api,
     users,
     workflows,
+    ws,
 )
 from broker.api import redo as redo_api
 from broker.api.auth import PUBLIC
 
 API = "/api/v1"
 
-# events/push checks the token's scope against the key in its body (events_api): the
-# middleware authenticates its token but leaves the authorisation to the handler.
-PUBLIC.add(events_api.PUSH_ROUTE)
+# The UI's built assets (also public by prefix; named here as the OpenAPI document lists them).
+PUBLIC.add(static_ui.ASSETS_ROUTE)
 
 
 def route_table() -> list[web.RouteDef]:
     return [
-        web.get("/", system.index),
+        web.get("/", static_ui.index),
         web.get(f"{API}/status", system.status),
         web.get(f"{API}/history/runs", history_api.list_history),
         web.get(f"{API}/runs/{{run}}/attempts", history_api.run_attempts),
@@ -90,4 +92,9 @@ def route_table() -> list[web.RouteDef]:
         web.get(f"{API}/health/live", health.live),
         web.get(f"{API}/health/ready", health.ready),
         web.get("/metrics", metrics.metrics),
+        web.get(ws.PATH, ws.websocket),
+        web.get(f"{API}/ui/schema", ui_api.workflow_schema),
+        web.get(f"{API}/runs/{{run}}/tasks/{{task}}", ui_api.task_detail),
+        web.get(f"{API}/runs/{{run}}/tasks/{{task}}/log", ui_api.task_log),
+        *static_ui.ui_routes(),  # LAST: the SPA catch-all (never matches /api/…)
     ]

@@ -14,6 +14,7 @@ import msgspec
 from aiohttp import web
 from msgspec import Meta
 
+from broker.api.apidoc import api_doc
 from broker.api.appkeys import ENGINE, REVISIONS
 from broker.api.auth import AUDIT_TARGET, request_user
 from broker.api.codec import convert, read_json
@@ -68,6 +69,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+@api_doc(tags=("timers",), body=StartTimer)
 async def start(request: web.Request) -> web.Response:
     """Create a timer owned by the caller; 201 with it (next fire time in ISO and ms)."""
     req = convert(await _body(request), StartTimer)
@@ -84,6 +86,7 @@ async def start(request: web.Request) -> web.Response:
     return web.json_response({"timer": timer_view(timer)}, status=201)
 
 
+@api_doc(tags=("timers",))
 async def status(request: web.Request) -> web.Response:
     """The caller's timers (admins: everyone's, or `owner`'s); `all=1` adds finished ones."""
     user = request_user(request)
@@ -102,10 +105,14 @@ async def _cancel(request: web.Request, timer_id: str) -> web.Response:
     return web.json_response({"timer": timer_view(timer)})
 
 
+@api_doc(tags=("timers",), body=CancelTimer)
 async def cancel(request: web.Request) -> web.Response:
+    """Cancel one of your timers (admins: anyone's); 409 if it already finished."""
     req = convert(await _body(request), CancelTimer)
     return await _cancel(request, req.id)
 
 
+@api_doc(tags=("timers",))
 async def cancel_by_id(request: web.Request) -> web.Response:
+    """Cancel one of your timers (admins: anyone's); 409 if it already finished."""
     return await _cancel(request, request.match_info["id"])

@@ -79,26 +79,31 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         return error_response(403, "forbidden", "cross-origin websocket refused",
                               {"origin": request.headers.get("Origin", "")})
     hub = request.app[HUB]
+    with contextlib.suppress(TimeoutError):  # the reader holds its start position
+        await asyncio.wait_for(hub.ready.wait(), CLOSE_TIMEOUT_S)
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=64 * 1024)
     await ws.prepare(request)
     user = request_user(request)
     sub = hub.subscribe(user)
     request.app[SOCKETS].add(ws)
-    pump = asyncio.create_task(_pump(sub, ws), name="ws-pump")
-    reader = asyncio.create_task(_drain_incoming(ws), name="ws-read")
+    pump = reader = None
     try:
+        # Subscribed before the hello: whatever the UI refetches after it, later deltas follow.
         await ws.send_json({"type": "hello", "broker": request.app[ENGINE].broker_id,
                             "user": user.id, "admin": user.admin})
+        pump = asyncio.create_task(_pump(sub, ws), name="ws-pump")
+        reader = asyncio.create_task(_drain_incoming(ws), name="ws-read")
         await asyncio.wait({pump, reader}, return_when=asyncio.FIRST_COMPLETED)
         if sub.dropped and not ws.closed:
             await _close(request, ws, SLOW_CLIENT, b"too slow: reconnect and resync")
     finally:
         hub.unsubscribe(sub)
         request.app[SOCKETS].discard(ws)
-        for task in (pump, reader):
+        tasks = [t for t in (pump, reader) if t is not None]
+        for task in tasks:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await asyncio.gather(pump, reader, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
     return ws
 
 

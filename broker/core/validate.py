@@ -79,7 +79,8 @@ def _pick(node_value: Any, default_value: Any, fallback: Any) -> Any:
 def _batch_key(spec: TaskSpec, rclass: str) -> str:
     """Tasks with the same executor, class, resources and environment may share a batch."""
     basis = json.dumps(
-        [spec.executor, rclass, spec.cores, spec.memory_mb, spec.gpus, spec.env, spec.workdir],
+        [spec.executor, rclass, spec.cores, spec.memory_mb, spec.gpus, spec.env, spec.workdir,
+         spec.image, spec.host],
         sort_keys=True,
     )
     return f"{spec.executor}:{rclass}:{hashlib.sha1(basis.encode()).hexdigest()[:10]}"

@@ -84,7 +84,8 @@ async def delete_run_keys(redis: Redis, keys: Keys, run: str) -> None:
         chunk = nodes[i : i + 1000]
         await redis.unlink(*(keys.task(run, n) for n in chunk), *(keys.log(run, n) for n in chunk))
     owner = await redis.hget(keys.run(run), "owner")
-    await redis.unlink(keys.run(run), keys.spec(run), keys.tasks(run))
+    await redis.unlink(keys.run(run), keys.spec(run), keys.tasks(run), keys.artifacts(run),
+                       keys.messages(run))
     await redis.zrem(keys.runs(), run)
     if owner:
         await redis.zrem(keys.runs_of(owner), run)

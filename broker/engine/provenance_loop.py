@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 GROUP = "provenance"
-BATCH = 500
+BATCH = 2000  # every event is read (and acknowledged) in batches this large
 
 
 class ProvenanceLoop:

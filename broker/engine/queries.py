@@ -32,6 +32,8 @@ TASK_FIELDS = (
     "group",
     "member",
     "reused_from",
+    "wait_for",
+    "waiting_since",
 )
 TASK_INT_FIELDS = (
     "attempt",
@@ -42,6 +44,7 @@ TASK_INT_FIELDS = (
     "finished_at",
     "fails",
     "lost",
+    "waiting_since",
 )
 
 
@@ -65,10 +68,10 @@ def run_phase(state: str, counts: dict[str, int]) -> str:
         return "queued"
     if counts.get("running", 0) or counts.get("dispatched", 0):
         return "running"
+    if counts.get("waiting", 0) or counts.get("retry_wait", 0):
+        return "waiting"
     started = sum(counts.get(s, 0) for s in ("succeeded", "failed", "upstream_failed", "cancelled"))
-    if not started and not counts.get("retry_wait", 0):
-        return "queued"
-    return "waiting"
+    return "queued" if not started else "waiting"
 
 
 def run_view(run: str, h: dict[str, str]) -> dict[str, Any]:
@@ -106,6 +109,8 @@ def task_view(tid: str, values: list[str | None], with_tail: bool = False) -> di
         out["group"], out["member"] = h["group"], _int(h["member"])
     if h["reused_from"]:  # a redo reused this task's result
         out["reused_from"] = h["reused_from"]
+    if h["wait_for"]:  # an event task: the key it waits for
+        out["wait_for"] = h["wait_for"]
     return out
 
 

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
-from croniter import croniter
 
 from broker.engine.events import Events, Launcher, push
 from broker.engine.loops import run_every
@@ -108,6 +107,8 @@ def parse_at(text: str) -> int:
 
 
 def check_cron(expr: str) -> None:
+    from croniter import croniter  # only cron timers need it
+
     if len(expr.split()) != 5 or not croniter.is_valid(expr):
         raise BadRequest(
             f"'cron': not a 5-field cron expression: {expr!r}",
@@ -117,6 +118,8 @@ def check_cron(expr: str) -> None:
 
 def next_cron(expr: str, after_ms: int) -> int:
     """The first time (ms) strictly after `after_ms` matching `expr`, in UTC."""
+    from croniter import croniter
+
     base = datetime.fromtimestamp(after_ms / 1000, UTC)
     nxt: datetime = croniter(expr, base).get_next(datetime)
     return int(nxt.timestamp() * 1000)
@@ -243,16 +246,20 @@ class TimerService:
         from broker.revisions import RevisionStore
 
         s = self.engine.settings
-        async with open_db(s.data_path / DB_FILE) as db:
-            revisions = RevisionStore(s.data_path / "workflows.git")
-            try:
-                self.store = TimerStore(db)
-                self.launcher = Launcher(self.engine, revisions, load_policy(s.policy_file))
-                await run_every(
-                    "timers", self.interval_s, self.tick, self.engine.stop_event, self.wake
-                )
-            finally:
-                revisions.close()
+        try:
+            async with open_db(s.data_path / DB_FILE) as db:
+                revisions = RevisionStore(s.data_path / "workflows.git")
+                try:
+                    self.store = TimerStore(db)
+                    self.launcher = Launcher(self.engine, revisions, load_policy(s.policy_file))
+                    await run_every(
+                        "timers", self.interval_s, self.tick, self.engine.stop_event, self.wake
+                    )
+                finally:
+                    revisions.close()
+        except Exception:
+            logger.exception("the timer loop stopped: no timer fires on this broker")
+            raise
 
     async def lead(self) -> bool:
         """Take or renew the timers lock."""

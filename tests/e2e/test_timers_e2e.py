@@ -3,6 +3,7 @@ brokers sharing one Redis and one data directory."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from helpers import wait_until
 
 from e2e.cluster import Cluster, api
+from e2e.test_cli import dagbroker
 
 WF = {"name": "tick", "nodes": {"a": {"executor": "noop"}}}
 EXECUTE = {"execute": {"name": "tick"}}
@@ -43,7 +45,8 @@ async def test_a_timer_fires_after_a_restart(cluster: Cluster) -> None:
 
     async def fired() -> dict[str, dict[str, Any]] | None:
         rows = {t["id"]: t for t in await timers(url)}
-        return rows if rows[once["id"]]["state"] == "done" else None
+        row = rows[once["id"]]
+        return rows if row["state"] == "done" and row["last_run"] else None
 
     rows = await wait_until(fired, timeout_s=15, what="the timer to fire after the restart")
     assert rows[once["id"]]["fired"] == 1
@@ -57,11 +60,18 @@ async def test_two_brokers_fire_each_timer_once(cluster: Cluster) -> None:
     _, url_b = cluster.start_broker()
     await api(url_a, "POST", "/api/v1/workflow/publish", WF)
     ids = []
-    for i in range(6):
+    for i in range(5):
         url = (url_a, url_b)[i % 2]
         out = await api(url, "POST", "/api/v1/timers/start",
                         {"action": EXECUTE, "after_s": 0.2 * i})
         ids.append(out["timer"]["id"])
+    # the CLI verbs, against the other broker
+    cli = dagbroker("timers", "start", "--after", "0.5", "--execute", "tick", "--json",
+                    url=url_b, env=cluster.env)
+    assert cli.returncode == 0, cli.stderr
+    ids.append(json.loads(cli.stdout)["timer"]["id"])
+    pushed = dagbroker("events", "push", "k", "--payload", "[1]", url=url_a, env=cluster.env)
+    assert pushed.returncode == 0 and "0 waiting task(s)" in pushed.stdout, pushed.stderr
 
     async def all_fired() -> list[dict[str, Any]] | None:
         rows = await timers(url_b)

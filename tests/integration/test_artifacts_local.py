@@ -19,6 +19,8 @@ from broker.artifacts import (
     store_from_url,
 )
 from broker.artifacts.s3 import S3Store
+from worker.artifacts import store_from_settings
+from worker.cli import parse_settings
 
 
 def sha(data: bytes) -> str:
@@ -149,3 +151,21 @@ def test_pick_prefers_parents_then_most_recent() -> None:
     assert pick_artifacts(records, "missing.txt") == []
     assert [r.name for r in pick_artifacts(records, "r/*.csv")] == ["r/x.csv", "r/y.csv"]
     assert [r.name for r in pick_artifacts(records, "*.txt", ["a"])] == ["log.txt", "out.txt"]
+
+
+def test_worker_settings_choose_the_store(tmp_path: Path) -> None:
+    base = ["--redis-url", "redis://127.0.0.1:1/0", "--data-dir", str(tmp_path)]
+    settings, _ = parse_settings(base, {})
+    default = store_from_settings(settings)
+    assert isinstance(default, LocalStore) and default.root == tmp_path / "artifacts"
+    settings, _ = parse_settings(
+        [*base, "--artifacts", "s3://bkt/runs", "--s3-endpoint-url", "http://127.0.0.1:9"],
+        {"DAGBROKER_AWS_REGION": "eu-west-1"},
+    )
+    s3 = store_from_settings(settings)
+    assert isinstance(s3, S3Store) and s3.url == "s3://bkt/runs/"
+    assert s3._options == {"endpoint_url": "http://127.0.0.1:9", "region_name": "eu-west-1"}
+    settings, _ = parse_settings(base, {"DAGBROKER_ARTIFACTS": (tmp_path / "x").as_uri()})
+    assert store_from_settings(settings).url == (tmp_path / "x").as_uri()
+    with pytest.raises(SystemExit):
+        parse_settings([*base, "--artifacts", "gs://bucket"], {})

@@ -10,7 +10,9 @@ import pytest
 
 from broker.spec import TaskSpec
 from broker.wire import Outcome, TaskMessage
+from worker.cli import parse_settings
 from worker.executors.attempt import task_values
+from worker.executors.aws_config import AwsBatchConfig, aws_batch_config
 from worker.executors.aws_jobs import (
     JobSpecError,
     backoff,
@@ -92,3 +94,18 @@ def test_names_and_backoff() -> None:
     assert len(job_name("dagb", "r", "x" * 300)) == 128
     delays = backoff(1.0, 2.0, 5.0)
     assert [next(delays) for _ in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+
+
+def test_config_from_worker_settings() -> None:
+    base = ["--redis-url", "redis://127.0.0.1:1/0"]
+    assert aws_batch_config(parse_settings(base, {})[0]) is None  # no queue: not offered
+    settings, _ = parse_settings([*base, "--aws-batch-queue", "q1", "--aws-region", "us-west-2",
+                                  "--aws-endpoint-url", "http://127.0.0.1:9"],
+                                 {"DAGBROKER_AWS_BATCH_JOB_ROLE": "arn:aws:iam::1:role/r"})
+    config = aws_batch_config(settings)
+    assert config is not None
+    assert (config.job_queue, config.job_role_arn) == ("q1", "arn:aws:iam::1:role/r")
+    assert config.client_kwargs() == {"region_name": "us-west-2",
+                                      "endpoint_url": "http://127.0.0.1:9"}
+    with pytest.raises(ValueError):
+        AwsBatchConfig(job_queue="q", poll_initial_s=0)

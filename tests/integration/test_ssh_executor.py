@@ -61,8 +61,9 @@ async def test_a_batch_shares_one_connection(sw: WorkerHarness, sshd: SshServer)
     params = {"v": value, "out": str(out), "name": "world"}
     await sw.push("ok", "ssh", host="lo", params=params, parents=["parent"],
                   env={"GREETING": "hi {{ name }}"},
-                  command='echo "$GREETING $DAGB_NODE $DAGB_ATTEMPT"; printf %s {{ v }} > {{ out }};'
-                          ' cat "$DAGB_INPUTS"; echo \'{"n": 1}\' > "$DAGB_RESULT"')
+                  command='echo "$GREETING $DAGB_NODE $DAGB_ATTEMPT"; '
+                          'printf %s {{ v }} > {{ out }}; cat "$DAGB_INPUTS"; '
+                          'echo \'{"n": 1}\' > "$DAGB_RESULT"')
     await sw.push("bad", "ssh", host="lo", command="echo oops >&2; exit 3")
     await sw.push("argv", "ssh", host="lo", params=params, command=["printf", "[%s]", "{{ v }}"])
     accepted = sshd.accepted()
@@ -97,9 +98,10 @@ async def test_inputs_up_and_outputs_down_by_sftp(sw: WorkerHarness) -> None:
     io, missing = await sw.completion("io"), await sw.completion("missing")
     assert io.outcome is Outcome.SUCCEEDED, io.reason
     assert read_text(local / "out.txt") == "input\n1,2\n"
-    assert read_text(local / "res" / "a.txt") == "a\n" and read_text(local / "res" / "b.txt") == "b\n"
+    assert [read_text(local / "res" / f) for f in ("a.txt", "b.txt")] == ["a\n", "b\n"]
     assert io.tail.strip().startswith(str(sw.tmp / "remote" / "r1" / "io.1"))  # the remote cwd
-    assert (missing.outcome, missing.reason) == (Outcome.FAILED, "output 'never.txt' was not produced")
+    assert (missing.outcome, missing.reason) == (
+        Outcome.FAILED, "output 'never.txt' was not produced")
 
 
 async def test_cancel_kills_the_remote_process_group(sw: WorkerHarness) -> None:

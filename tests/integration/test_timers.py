@@ -14,6 +14,7 @@ from helpers import wait_until
 from test_events_api import WAITS, Api
 
 from broker.api.appkeys import ENGINE, POLICY, REVISIONS
+from broker.cli.events_client import format_timer
 from broker.engine.events import Launcher
 from broker.engine.timers import TimerService, TimerStore
 from broker.history.db import open_db
@@ -99,6 +100,7 @@ async def test_cancel(api: Api) -> None:
     await api.call("bob", "POST", "/api/v1/timers/cancel", {"id": a["id"]}, status=404)
     out = await api.call("alice", "POST", "/api/v1/timers/cancel", {"id": a["id"]})
     assert (out["timer"]["state"], out["timer"]["next_fire_at_ms"]) == ("cancelled", None)
+    assert format_timer(out["timer"]).startswith(f"{a['id']}  cancelled  after ")  # the CLI's
     await api.call("alice", "DELETE", f"/api/v1/timers/{a['id']}", status=409)
     await api.call("alice", "DELETE", f"/api/v1/timers/{b['id']}")
     await api.call("alice", "DELETE", "/api/v1/timers/tmnothing", status=404)

@@ -66,7 +66,6 @@ class _Slot:
     job_id: str
     array_id: str | None
     deadline: float | None  # loop time
-    submitted_ms: int
     misses: int = 0
 
 
@@ -91,15 +90,14 @@ class _Call:
         self.tasks = tasks
         self.done: dict[int, Completion] = {}
         self.slots: list[_Slot] = []
+        self.submitted_ms: dict[int, int] = {}  # task index → when its job was submitted
         self.loop = asyncio.get_running_loop()
 
     # -- completions ------------------------------------------------------------------
     def _log_path(self, h: TaskHandle) -> Path:
         return AttemptPaths.for_task(self.ctx.data_dir, h.msg).log
 
-    async def finish(
-        self, items: Sequence[tuple[int, Outcome, int | None, str, str]], started_ms: int = 0
-    ) -> None:
+    async def finish(self, items: Sequence[tuple[int, Outcome, int | None, str, str]]) -> None:
         """items: (index, outcome, exit code, reason, note for the task's log)."""
         await asyncio.to_thread(_write_notes, [(self._log_path(self.tasks[i]), note)
                                                for i, *_, note in items])
@@ -108,7 +106,7 @@ class _Call:
             self.done[i] = Completion(
                 run=m.run, node=m.node, attempt=m.attempt, outcome=outcome,
                 runner=self.ctx.runner_id, exit_code=code, reason=reason, tail=note,
-                started_at_ms=started_ms or now_ms(), finished_at_ms=now_ms(),
+                started_at_ms=self.submitted_ms.get(i) or now_ms(), finished_at_ms=now_ms(),
             )
             logger.info("%s/%s#%d %s%s", m.run, m.node, m.attempt, outcome.value,
                         f": {reason}" if reason else "", extra=task_extra(m))
@@ -178,9 +176,10 @@ class _Call:
         for k, (i, _) in enumerate(items):
             h = self.tasks[i]
             timeout_s = h.msg.spec.timeout_s
+            self.submitted_ms[i] = submitted
             slots.append(_Slot(
                 index=i, handle=h, job_id=f"{job_id}:{k}" if array else job_id,
-                array_id=job_id if array else None, submitted_ms=submitted,
+                array_id=job_id if array else None,
                 deadline=self.loop.time() + timeout_s if timeout_s else None,
             ))
             notes.append((self._log_path(h), f"aws batch job {slots[-1].job_id} submitted "
@@ -223,9 +222,12 @@ class _Call:
         stopped = [s for s in pending.values() if s.handle.stop_outcome is not None]
         if not stopped:
             return
+        by_reason: dict[str, list[_Slot]] = {}
         for s in stopped:
             del pending[s.job_id]
-        await self.terminate(stopped, stopped[0].handle.stop_reason or "stopped")
+            by_reason.setdefault(s.handle.stop_reason or "stopped", []).append(s)
+        for reason, group in by_reason.items():
+            await self.terminate(group, reason)
         await self.finish([
             (s.index, s.handle.stop_outcome or Outcome.CANCELLED, None, s.handle.stop_reason,
              f"aws batch job {s.job_id} terminated: {s.handle.stop_reason}") for s in stopped

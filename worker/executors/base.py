@@ -11,8 +11,10 @@ if TYPE_CHECKING:
 
     from redis.asyncio import Redis
 
+    from broker.artifacts import ArtifactStore
     from broker.keys import Keys
     from broker.wire import Completion
+    from worker.executors.aws_config import AwsBatchConfig
     from worker.handle import TaskHandle
 
 
@@ -26,6 +28,8 @@ class ExecContext:
     data_dir: Path
     kill_grace_s: float  # SIGTERM → SIGKILL of a process group
     base_env: Mapping[str, str]  # the worker's environment, inherited by every task
+    artifacts: ArtifactStore | None = None  # None: {data_dir}/artifacts
+    aws_batch: AwsBatchConfig | None = None  # None: aws_batch not offered
 
 
 class Executor(Protocol):

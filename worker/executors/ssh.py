@@ -45,7 +45,6 @@ from worker.executors.ssh_remote import (
     PGID_FILE,
     RESULT_FILE,
     RemoteCommandError,
-    cleanup_command,
     remote_dir,
     run_command,
 )
@@ -220,7 +219,7 @@ class _Task:
     async def _cleanup(self) -> None:
         if self.rdir and not self.session.host.keep_workdir:
             with contextlib.suppress(*CONNECT_ERRORS):
-                await self.session.run(cleanup_command(self.rdir))
+                await (await self.session.sftp()).rmtree(self.rdir, ignore_errors=True)
 
 
 class SshExecutor:

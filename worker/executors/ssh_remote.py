@@ -3,7 +3,7 @@
 Every value is shell-quoted (shlex.quote), so the remote shell sees each argument, variable
 and path as one literal word. The task runs in a new session (`setsid -w`): its process
 group id, written to a file in the attempt's remote directory, is what a cancel, a timeout
-or a lost connection kills (`kill -TERM -PGID`, then `-KILL`). The wrapper shell waits
+or a lost connection kills (TERM, then KILL: kill_command). The wrapper shell waits
 for the task and turns a signal death into exit code 128+N, as a shell would.
 """
 
@@ -22,10 +22,11 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PGID_FILE = ".dagb-pgid"
 INPUTS_FILE = ".dagb-inputs.json"
 RESULT_FILE = ".dagb-result.json"
-# In the new session: record the group id, run the task, exit 128+N if a signal ends it.
+# In the new session: record the group id, run the task, remove the record when it ends
+# (so a late kill never hits a reused id), exit 128+N if a signal ends it.
 WRAPPER = (
-    "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; "
-    'echo $$ > "$1"; shift; "$@"'
+    'f=$1; shift; trap \'rm -f "$f"; exit 129\' HUP; trap \'rm -f "$f"; exit 130\' INT; '
+    'trap \'rm -f "$f"; exit 143\' TERM; echo $$ > "$f"; "$@"; s=$?; rm -f "$f"; exit $s'
 )
 
 
@@ -58,18 +59,36 @@ def run_command(
     return " && ".join(parts)
 
 
-def kill_command(pgid_file: str, sig: str) -> str:
-    """Signal ('TERM', 'KILL', '0') the task's process group; exit 0 only if it existed.
-
-    `kill -SIG -PGID` without `--`: dash's kill does not take `--`."""
-    return (f"p=$(cat -- {q(pgid_file)} 2>/dev/null) && [ -n \"$p\" ] && "
-            f"kill -{sig} \"-$p\" 2>/dev/null")
-
-
-def alive_command(pgid_file: str) -> str:
-    """Exit 0 while any process of the task's group is alive."""
-    return kill_command(pgid_file, "0")
+KILLED, NO_GROUP, SURVIVED = 0, 3, 4  # exit statuses of kill_command's script
+# Is a process of the task's session (its id is the group's) alive? Zombies do not count: an
+# orphan killed with its parent may wait for an init that reaps late (or never, in some
+# containers). Without ps, kill -0 (which counts zombies) is the fallback.
+ALIVE_FUNCTION = (
+    "alive() { if command -v ps >/dev/null 2>&1; then "
+    "ps -o stat= -s \"$p\" 2>/dev/null | grep -q '^[^Z]'; "
+    "else kill -0 \"-$p\" 2>/dev/null; fi; }"
+)
 
 
-def cleanup_command(path: str) -> str:
-    return f"rm -rf -- {q(path)}"
+def kill_command(pgid_file: str, grace_s: float, wait_pgid_s: float = 2.0) -> str:
+    """One remote script: wait for the group id (a task that is just starting), TERM the
+    group, wait up to grace_s for it to go, KILL what is left, check it is gone.
+
+    Exits KILLED (0: gone, or nothing was left), NO_GROUP (3: no group was ever recorded) or
+    SURVIVED (4). `kill -SIG -PGID` without `--`: dash's kill does not take `--`.
+    One channel for the whole sequence: each exec starts the user's login shell, which
+    may be slow (rc files), so the executor never polls with separate commands.
+    """
+    ticks, pgid_ticks = max(0, round(grace_s * 10)), max(0, round(wait_pgid_s * 10))
+    return "; ".join([
+        f"f={q(pgid_file)}; i=0",
+        f'while [ ! -s "$f" ] && [ $i -lt {pgid_ticks} ]; do sleep 0.1; i=$((i+1)); done',
+        f'p=$(cat -- "$f" 2>/dev/null); [ -n "$p" ] || exit {NO_GROUP}',
+        ALIVE_FUNCTION,
+        f'kill -TERM "-$p" 2>/dev/null || exit {KILLED}',
+        "i=0",
+        f"while [ $i -lt {ticks} ] && alive; do sleep 0.1; i=$((i+1)); done",
+        'kill -KILL "-$p" 2>/dev/null; i=0',
+        "while [ $i -lt 20 ] && alive; do sleep 0.1; i=$((i+1)); done",
+        f"alive && exit {SURVIVED}; exit {KILLED}",
+    ])

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
 import asyncssh
 
-from worker.executors.ssh_remote import alive_command, kill_command
+from worker.executors.ssh_remote import KILLED, NO_GROUP, SURVIVED, kill_command
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 READ_BYTES = 65536
-PGID_WAIT_S = 5.0  # a stop right after the start: time for the task to record its group
 
 
 @dataclass(frozen=True)
@@ -57,39 +55,14 @@ async def _pump(reader: asyncssh.SSHReader[bytes], log_path: Path) -> None:
         await asyncio.to_thread(log.close)
 
 
-async def _signal_group(session: HostSession, pgid_file: str, sig: str) -> bool:
-    r = await session.run(kill_command(pgid_file, sig))
-    return r.exit_status == 0
-
-
-async def _group_alive(session: HostSession, pgid_file: str) -> bool:
-    r = await session.run(alive_command(pgid_file))
-    return r.exit_status == 0
-
-
-async def _wait_gone(session: HostSession, pgid_file: str, grace_s: float,
-                     done: asyncio.Future[object] | None) -> None:
-    """Until the group has no process left (or grace_s passed)."""
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if done is not None and done.done():
-            return
-        if not await _group_alive(session, pgid_file):
-            return
-        await asyncio.sleep(0.1)
-
-
-async def kill_remote(
-    session: HostSession, pgid_file: str, grace_s: float, done: asyncio.Future[object] | None
-) -> None:
-    """TERM the task's group, wait up to grace_s, KILL what is left."""
-    deadline = time.monotonic() + PGID_WAIT_S
-    while not await _signal_group(session, pgid_file, "TERM"):
-        if (done is not None and done.done()) or time.monotonic() > deadline:
-            break  # it ended by itself, or it never recorded a group
-        await asyncio.sleep(0.05)
-    await _wait_gone(session, pgid_file, grace_s, done)
-    await _signal_group(session, pgid_file, "KILL")
+async def kill_remote(session: HostSession, pgid_file: str, grace_s: float) -> str:
+    """TERM the task's group, KILL it after grace_s. → '' when it is gone, else why not."""
+    r = await session.run(kill_command(pgid_file, grace_s))
+    if r.exit_status in (KILLED, NO_GROUP):
+        return ""
+    if r.exit_status == SURVIVED:
+        return "it survived SIGKILL"
+    return f"the kill command exited {r.exit_status}: {str(r.stderr or '').strip()}"
 
 
 async def _after_drop(session: HostSession, broken: asyncssh.SSHClientConnection,
@@ -97,12 +70,10 @@ async def _after_drop(session: HostSession, broken: asyncssh.SSHClientConnection
     """The connection dropped: reconnect and kill the task, so a retry never runs twice."""
     try:
         await session.reconnect(broken)
-        await kill_remote(session, pgid_file, grace_s, None)
-        if await _group_alive(session, pgid_file):
-            return RemoteExit(lost=why, orphaned="it survived SIGKILL")
+        orphaned = await kill_remote(session, pgid_file, grace_s)
     except (OSError, asyncssh.Error, TimeoutError) as e:
-        return RemoteExit(lost=why, orphaned=f"{type(e).__name__}: {e}")
-    return RemoteExit(lost=why)
+        orphaned = f"{type(e).__name__}: {e}"
+    return RemoteExit(lost=why, orphaned=orphaned)
 
 
 async def run_remote(
@@ -127,10 +98,12 @@ async def run_remote(
         )
         if waiter not in done:
             stopped = stopper in done
-            await kill_remote(session, pgid_file, grace_s, waiter)
+            orphaned = await kill_remote(session, pgid_file, grace_s)
+            if orphaned:
+                logger.warning("%s: the stopped task's process group: %s", session.name, orphaned)
             with contextlib.suppress(TimeoutError, asyncssh.Error, OSError):
-                await asyncio.wait_for(asyncio.shield(waiter), grace_s + 5)
-            return RemoteExit(timed_out=not stopped, stopped=stopped)
+                await asyncio.wait_for(asyncio.shield(waiter), 5.0)
+            return RemoteExit(timed_out=not stopped, stopped=stopped, orphaned=orphaned)
         return await _ended(session, conn, waiter, pgid_file, grace_s)
     finally:
         stopper.cancel()
