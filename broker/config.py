@@ -46,6 +46,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     done_block_ms: int = 1000
     appendfsync: str = "everysec"
     policy_file: str | None = None  # deployment policy (broker/policy.py)
+    nodeworks_plugins: list[str] = []  # modules adding Nodeworks node types (workers need them too)
     log_json: bool = False
     # health and TLS (docs/operations.md)
     health_stale_s: float = 10.0  # unready when a loop had no good iteration for this + 3 ticks

@@ -12,7 +12,15 @@ from pathlib import Path
 import redis.asyncio as aredis
 from aiohttp import web
 
-from broker.api.appkeys import EMBEDDED, ENGINE, POLICY, REDIS, REVISIONS, SETTINGS
+from broker.api.appkeys import (
+    EMBEDDED,
+    ENGINE,
+    NODEWORKS_PLUGINS,
+    POLICY,
+    REDIS,
+    REVISIONS,
+    SETTINGS,
+)
 from broker.api.audit import audit_middleware
 from broker.api.auth import AUTH_STORE, auth_middleware
 from broker.api.errors import error_middleware
@@ -29,6 +37,7 @@ from broker.embedded_redis import EmbeddedRedis, check_redis_safe
 from broker.engine.engine import Engine
 from broker.history.archive import Archiver
 from broker.history.db import open_db
+from broker.nodeworks.library import load_plugins
 from broker.policy import load_policy
 from broker.revisions import RevisionStore
 
@@ -125,6 +134,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[POLICY] = load_policy(settings.policy_file)
+    app[NODEWORKS_PLUGINS] = load_plugins(settings.nodeworks_plugins)
     app[LATENCY] = LatencyTracker()
     app.cleanup_ctx.extend([history_ctx, redis_ctx, engine_ctx, archive_ctx, revisions_ctx,
                             hub_ctx])

@@ -16,7 +16,7 @@ import msgspec
 from aiohttp import web
 from msgspec import Meta
 
-from broker.api.appkeys import POLICY, REVISIONS, SETTINGS
+from broker.api.appkeys import NODEWORKS_PLUGINS, POLICY, REVISIONS, SETTINGS
 from broker.api.auth import User, request_user
 from broker.api.codec import convert, read_args
 from broker.api.events_api import on_publish
@@ -25,6 +25,10 @@ from broker.core.parse import load_document, to_workflow
 from broker.core.validate import resolve
 from broker.errors import BadRequest, BrokerError, NotFound
 from broker.fetch import fetch_document
+from broker.nodeworks.convert import CONTENT_TYPE as CHART_TYPE
+from broker.nodeworks.convert import FORMAT as CHART_FORMAT
+from broker.nodeworks.convert import convert_chart
+from broker.nodeworks.export import export_chart
 from broker.revisions import RevisionStore
 from broker.spec import NAME_PATTERN
 
@@ -141,12 +145,43 @@ async def _fetch(request: web.Request, store: RevisionStore, owner: str, url: st
     return doc, fresh
 
 
+def _is_chart(request: web.Request) -> bool:
+    return (request.content_type == CHART_TYPE
+            or request.query.get("format", "").lower() == CHART_FORMAT)
+
+
+async def _chart_document(request: web.Request, raw: bytes) -> tuple[dict[str, Any], bytes]:
+    """A Nodeworks chart → (native workflow document, the original chart bytes)."""
+    name = request.query.get("name")
+    if not name or not re.match(NAME_PATTERN, name):
+        raise BadRequest("publishing a Nodeworks chart needs ?name=<workflow name>",
+                         {"field": "name"})
+    converted = convert_chart(raw, name=name, plugins=request.app[NODEWORKS_PLUGINS])
+    return converted.workflow, converted.original
+
+
+async def _kept_chart(store: RevisionStore, name: str, owner: str) -> dict[str, bytes]:
+    """The chart saved with the previous revision, kept so an export can merge edits into it."""
+    try:
+        data, _ = await store.load_file(name, "nc", owner=owner)
+    except NotFound:
+        return {}
+    return {"nc": data}
+
+
 async def publish(request: web.Request) -> web.Response:
-    """Validate a workflow (given, or fetched from `url`) and commit it; 201 with the sha."""
+    """Validate a workflow (given, a Nodeworks chart, or fetched from `url`) and commit it;
+    201 with the sha."""
     user = request_user(request)
     store = request.app[REVISIONS]
     raw = await request.read()
-    doc = load_document(raw, "yaml" if request.content_type in YAML_TYPES else "json")
+    extra: dict[str, bytes] | None = None
+    if _is_chart(request):
+        chart_doc, original = await _chart_document(request, raw)
+        doc: Any = {"workflow": chart_doc}
+        extra = {"nc": original}
+    else:
+        doc = load_document(raw, "yaml" if request.content_type in YAML_TYPES else "json")
     env = _envelope(doc)
     base = _base(request, env.base)
     message = env.message or request.query.get("message")
@@ -164,8 +199,10 @@ async def publish(request: web.Request) -> web.Response:
             e.details["url"] = env.url
         raise
     text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    if extra is None:
+        extra = await _kept_chart(store, wf.name, user.id)
     saved = await store.save(wf.name, text, owner=user.id, author=user.id, message=message,
-                             base=base, source=env.url)
+                             base=base, source=env.url, extra_files=extra)
     await on_publish(request, user.id, wf)  # the on_event subscription index
     out: dict[str, Any] = {"name": wf.name, "owner": user.id, "revision": saved.revision,
                            "nodes": len(nodes), "changed": saved.changed}
@@ -181,10 +218,22 @@ async def publish(request: web.Request) -> web.Response:
 
 
 async def get_workflow(request: web.Request) -> web.Response:
-    args = convert(_query(request), WorkflowArgs)
+    query = _query(request)
+    fmt = str(query.pop("format", "native")).lower()
+    if fmt not in ("native", CHART_FORMAT):
+        raise BadRequest(f"unknown format {fmt!r} (native or nodeworks)", {"field": "format"})
+    args = convert(query, WorkflowArgs)
     user = request_user(request)
     owner = target_owner(user, args.owner, args.name)
-    text, sha = await request.app[REVISIONS].load(args.name, args.revision, owner=owner)
+    store = request.app[REVISIONS]
+    text, sha = await store.load(args.name, args.revision, owner=owner)
+    if fmt == CHART_FORMAT:
+        try:
+            original: bytes | None = (await store.load_file(args.name, "nc", sha, owner=owner))[0]
+        except NotFound:
+            original = None
+        body = export_chart(json.loads(text), original)
+        return web.Response(body=body, content_type=CHART_TYPE, headers={"ETag": f'"{sha}"'})
     return web.json_response(
         {"name": args.name, "owner": owner, "revision": sha, "workflow": json.loads(text)},
         headers={"ETag": f'"{sha}"'},

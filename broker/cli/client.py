@@ -15,6 +15,7 @@ import http.client
 import json
 import math
 import os
+import re
 import sys
 import time
 import urllib.error
@@ -385,8 +386,8 @@ class BrokerClient:
         return self.request("POST", path, body=json.dumps(doc).encode())
 
     def publish(self, document: bytes, content_type: str, message: str | None = None,
-                base: str | None = None) -> Any:
-        query = {k: v for k, v in (("message", message), ("base", base)) if v}
+                base: str | None = None, name: str | None = None) -> Any:
+        query = {k: v for k, v in (("message", message), ("base", base), ("name", name)) if v}
         return self.request("POST", "workflow/publish", query=query or None, body=document,
                             content_type=content_type)
 
@@ -419,8 +420,11 @@ def publish_file(client: BrokerClient, path: Path, message: str | None = None,
         document = path.read_bytes()
     except OSError as e:
         raise ClientError(f"cannot read {path}: {e.strerror or e}") from e
-    content_type = "application/yaml" if path.suffix.lower() in YAML_SUFFIXES \
-        else "application/json"
+    suffix = path.suffix.lower()
+    if suffix == ".nc":  # a Nodeworks chart: the broker converts it; the file name names it
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem).lstrip("._-") or "chart"
+        return client.publish(document, "application/x-nodeworks", message, base, name=name)
+    content_type = "application/yaml" if suffix in YAML_SUFFIXES else "application/json"
     return client.publish(document, content_type, message, base)
 
 

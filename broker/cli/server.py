@@ -55,6 +55,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--policy", help="deployment policy file (JSON/YAML): forbidden executors, "
                    "command patterns, substitutions")
+    p.add_argument("--nodeworks-plugin", action="append", default=None, metavar="MODULE",
+                   help="a module adding Nodeworks node types (repeatable; workers import it too)")
     p.add_argument("--log-json", action="store_true", help="one JSON object per log line")
 
 
@@ -98,6 +100,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         broker_claim_idle_ms=args.claim_idle_ms,
         expand_timeout_s=args.expand_timeout,
         policy_file=args.policy,
+        nodeworks_plugins=args.nodeworks_plugin,
         log_json=args.log_json or None,
         tls_cert=getattr(args, "tls_cert", None),
         tls_key=getattr(args, "tls_key", None),

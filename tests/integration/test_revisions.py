@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -194,4 +195,19 @@ def test_store_conflict_details_and_extra_files(repo_path: Path) -> None:
     assert e.value.details["diff"]["added"] == ["n2"]
     text, _ = run(store.load("chart", first.revision, owner=None))  # type: ignore[misc, attr-defined]
     assert json.loads(text)["nodes"] == {"n1": {"command": "echo 1"}}
+    store.close()
+
+
+def test_a_held_ref_lock_blocks_the_branch_until_it_goes_stale(repo_path: Path) -> None:
+    """The compare-and-swap goes through git's `<ref>.lock`: while another writer holds it, the
+    branch does not move; a lock left by a dead writer is removed once stale."""
+    store = RevisionStore(repo_path, stale_lock_s=0.3)
+    first = run(store.save("locked", doc("locked", 1), owner="o", author="t"))
+    lock = repo_path / "refs" / "heads" / "workflows" / "o" / "locked.lock"
+    lock.write_text("held by someone else\n")
+    started = time.monotonic()
+    second = run(store.save("locked", doc("locked", 2), owner="o", author="t"))
+    assert time.monotonic() - started >= 0.3  # it waited for the lock, never ignored it
+    assert not lock.exists() and chain(repo_path, "locked") == [
+        second.revision, first.revision]  # type: ignore[attr-defined]
     store.close()

@@ -19,6 +19,7 @@ from test_worker_support import WorkerHarness, read_text, wk_fixture  # noqa: F4
 from broker.wire import Outcome
 from worker.executors import slurm
 from worker.executors.slurm_script import SlurmConfig
+from worker.executors.slurm_state import parse_indices
 
 POLL_S = 0.2
 
@@ -41,9 +42,14 @@ async def sk(wk: WorkerHarness, slurm_env: SlurmCluster) -> AsyncIterator[Worker
 
 
 def element(cluster: SlurmCluster, job: str) -> dict[str, str]:
-    """`scontrol -o show job <id>_<index>` as a dict."""
-    line = cluster.run("scontrol", "-o", "show", "job", job).strip()
-    return dict(f.split("=", 1) for f in line.split() if "=" in f)
+    """The `scontrol -o show job` record of array element `<id>_<index>`, as a dict (an
+    element cancelled while pending stays in its array's unsplit record)."""
+    array_id, _, index = job.partition("_")
+    for line in cluster.run("scontrol", "-o", "show", "job", array_id).splitlines():
+        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        if int(index) in parse_indices(fields.get("ArrayTaskId", "")):
+            return fields
+    raise AssertionError(f"SLURM does not know {job}")
 
 
 async def slurm_job(wk: WorkerHarness, node: str) -> str:

@@ -89,3 +89,22 @@ async def test_only_own_running_entries_with_a_job_qualify(wk: WorkerHarness) ->
     handles = await find_reattachable(wk.rds, wk.keys, [wk.keys.queue("cpu")], rid)
     assert [h.msg.node for h in handles] == ["mine"]
     assert await find_reattachable(wk.rds, wk.keys, [wk.keys.queue("cpu")], "someone-else") == []
+
+
+async def test_a_job_of_an_earlier_attempt_is_cancelled(
+    wk: WorkerHarness, slurm_env: SlurmCluster  # noqa: F811
+) -> None:
+    """Attempt 2 of a task whose attempt 1 was lost with its job still queued or running:
+    the old job is cancelled (nobody would collect it) and attempt 2 gets its own."""
+    old = slurm_env.run("sbatch", "--parsable", "--array=0-0", "-o", "/dev/null",
+                        "--wrap", "sleep 120").strip()
+    await wk.push("t", "slurm", attempt=2, command="echo second attempt")
+    await wk.rds.hset(wk.keys.task("r1", "t"), mapping={
+        "slurm_job": f"{old}_0", "slurm_attempt": "1"})
+    await wk.start()
+    c = await wk.completion("t", timeout_s=60)
+    assert c.outcome is Outcome.SUCCEEDED and "second attempt" in c.tail
+    assert element(slurm_env, f"{old}_0")["JobState"] == "CANCELLED"
+    new = await wk.rds.hget(wk.keys.task("r1", "t"), "slurm_job")
+    assert new != f"{old}_0"
+    assert await wk.rds.hget(wk.keys.task("r1", "t"), "slurm_attempt") == "2"

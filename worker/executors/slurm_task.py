@@ -74,7 +74,8 @@ class Tracked:
     started_at_ms: int = 0
     started_mono: float | None = None  # first seen running (the timeout counts from here)
     stop: tuple[Outcome, str] | None = None  # why we cancelled it (cancel, shutdown, timeout)
-    cancelled_mono: float | None = None
+    cancelled_mono: float | None = None  # when it was decided
+    scancelled: bool = False  # scancel accepted (else it is sent again next round)
     unknown_polls: int = 0
     final: ElementState | None = None
     early: Completion | None = None  # ended before (or instead of) running

@@ -94,20 +94,22 @@ async def _cancel(active: list[Tracked], config: SlurmConfig, env: Mapping[str, 
     for t in active:
         if t.stop is None:
             t.stop = _stop_reason(t, now)
-        if t.stop is None:
-            continue
-        if t.cancelled_mono is None:
-            send.append(t)
-        elif now - t.cancelled_mono > config.cancel_wait_s:
-            logger.warning("SLURM job %s still not ended %.0fs after scancel; giving up on it",
-                           t.element_id, config.cancel_wait_s)
+            if t.stop is None:
+                continue
+            t.cancelled_mono = now
+        assert t.cancelled_mono is not None
+        if now - t.cancelled_mono > config.cancel_wait_s:
+            logger.warning("SLURM job %s still not ended %.0fs after it was cancelled; giving "
+                           "up on it", t.element_id, config.cancel_wait_s)
             t.final = ElementState("CANCELLED", "scancel not confirmed")
+        elif not t.scancelled:
+            send.append(t)
     if send:
         ok = await scancel([t.element_id for t in send], env)
         for t in send:
             logger.info("scancel %s (%s/%s#%d): %s", t.element_id, t.msg.run, t.msg.node,
                         t.msg.attempt, t.stop[1] if t.stop else "")
-            t.cancelled_mono = now if ok else None
+            t.scancelled = ok
 
 
 def _copy_logs(active: list[Tracked]) -> None:

@@ -169,7 +169,7 @@ class _Task:
                 if outcome is Outcome.SUCCEEDED:
                     result, reason = await self._stage_out(local)
                     outcome = Outcome.FAILED if reason else outcome
-                if not ex.lost:
+                if not ex.orphaned:  # (an orphan may still use its directory)
                     await self._cleanup()
         except (TaskError, TransferError, RemoteCommandError) as e:
             outcome, reason, code, result = Outcome.FAILED, str(e), None, None

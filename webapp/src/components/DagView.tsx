@@ -2,8 +2,8 @@
 // (TanStack Query key `layout/<scope>/<shape hash>`). Only visible elements are rendered.
 
 import { useQuery } from '@tanstack/react-query';
-import { Background, Controls, Handle, MiniMap, Position, ReactFlow, type Connection, type Edge, type Node, type NodeProps } from '@xyflow/react';
-import { memo, useMemo } from 'react';
+import { applyEdgeChanges, applyNodeChanges, Background, Controls, Handle, MiniMap, Position, ReactFlow, type Connection, type Edge, type Node, type NodeProps } from '@xyflow/react';
+import { memo, useEffect, useMemo, useState } from 'react';
 import { queryKeys } from '../api/queryKeys';
 import { STATE_ORDER_DISPLAY, stateColor } from '../format/states';
 import { GROUP_SIZE, TASK_SIZE } from '../graph/layout';
@@ -111,13 +111,20 @@ export function DagView(props: DagViewProps) {
     });
   }, [nodes, layout.data, props.positions]);
   const rfEdges = useMemo<Edge[]>(() => edges.map((e) => ({ ...e, type: 'smoothstep' })), [edges]);
+  // React Flow moves and selects through these; a new graph from the props replaces them.
+  const [shownNodes, setShownNodes] = useState(rfNodes);
+  const [shownEdges, setShownEdges] = useState(rfEdges);
+  useEffect(() => setShownNodes(rfNodes), [rfNodes]);
+  useEffect(() => setShownEdges(rfEdges), [rfEdges]);
   if (!layout.data && layout.isFetching) return <div className="graph-loading">laying out {nodes.length} nodes…</div>;
   return (
     <div className="graph" data-testid="graph" data-nodes={nodes.length}>
       <ReactFlow
         key={`${scope}:${layout.data ? shape : 'none'}`}
-        nodes={rfNodes}
-        edges={rfEdges}
+        nodes={shownNodes}
+        edges={shownEdges}
+        onNodesChange={(changes) => setShownNodes((ns) => applyNodeChanges(changes, ns))}
+        onEdgesChange={(changes) => setShownEdges((es) => applyEdgeChanges(changes, es))}
         nodeTypes={nodeTypes}
         fitView
         fitViewOptions={{ maxZoom: 1.2 }}
