@@ -754,3 +754,7 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     from broker.cli.events_client import add_event_commands
 
     add_event_commands(sub, common)
+
+    from broker.cli.account_client import add_account_commands
+
+    add_account_commands(sub, common)

@@ -79,3 +79,37 @@ async def test_admin_shutdown_stops_the_broker_gracefully(cluster: Cluster) -> N
     out = await api(url, "POST", "/api/v1/admin/shutdown")
     assert out == {"shutdown": True}
     assert broker.popen.wait(30) == 0
+
+
+def test_cli_login_users_tokens(cluster: Cluster, tmp_path: Path) -> None:
+    _, url = cluster.start_broker()
+    home = tmp_path / "clihome"
+    env = {**cluster.env, "DAGBROKER_HOME": str(home)}
+    made = dagbroker("users", "create", "dana", "--json", url=url, env=env)
+    assert made.returncode == 0, made.stderr
+    dana_token = json.loads(made.stdout)["token"]
+    # log in as dana: the token is checked, then saved (0600) for later commands
+    env_no_token = {k: v for k, v in env.items() if k != "DAGBROKER_TOKEN"}
+    login = subprocess.run(
+        [sys.executable, "-m", "broker.cli.main", "login", "--url", url, "--token", dana_token],
+        capture_output=True, text=True, env=env_no_token, timeout=60)
+    assert login.returncode == 0 and "as dana" in login.stdout, login.stderr
+    saved = home / "broker.json"
+    assert saved.stat().st_mode & 0o777 == 0o600
+    assert json.loads(saved.read_text()) == {"url": url, "token": dana_token}
+    # later commands use the saved login (no --url, no --token)
+    tokens = subprocess.run(
+        [sys.executable, "-m", "broker.cli.main", "tokens", "create", "ci", "--scope", "runner",
+         "--json"], capture_output=True, text=True, env=env_no_token, timeout=60)
+    assert tokens.returncode == 0, tokens.stderr
+    created = json.loads(tokens.stdout)
+    assert created["user"] == "dana" and created["scopes"] == ["runner"]
+    revoke = subprocess.run(
+        [sys.executable, "-m", "broker.cli.main", "tokens", "revoke", created["id"]],
+        capture_output=True, text=True, env=env_no_token, timeout=60)
+    assert revoke.returncode == 0, revoke.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "broker.cli.main", "login", "--url", url, "--token",
+         "dgb_000000000000_" + "x" * 43], capture_output=True, text=True, env=env_no_token,
+        timeout=60)
+    assert bad.returncode == 2 and "invalid token" in bad.stderr

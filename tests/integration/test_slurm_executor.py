@@ -19,7 +19,7 @@ from test_worker_support import WorkerHarness, read_text, wk_fixture  # noqa: F4
 from broker.wire import Outcome
 from worker.executors import slurm
 from worker.executors.slurm_script import SlurmConfig
-from worker.executors.slurm_state import parse_indices
+from worker.executors.slurm_state import NO_VAL, parse_indices
 
 POLL_S = 0.2
 
@@ -45,9 +45,13 @@ def element(cluster: SlurmCluster, job: str) -> dict[str, str]:
     """The `scontrol -o show job` record of array element `<id>_<index>`, as a dict (an
     element cancelled while pending stays in its array's unsplit record)."""
     array_id, _, index = job.partition("_")
-    for line in cluster.run("scontrol", "-o", "show", "job", array_id).splitlines():
-        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+    records = [dict(f.split("=", 1) for f in line.split() if "=" in f)
+               for line in cluster.run("scontrol", "-o", "show", "job", array_id).splitlines()]
+    for fields in records:
         if int(index) in parse_indices(fields.get("ArrayTaskId", "")):
+            return fields
+    for fields in records:  # the array's own record stands for what it does not list
+        if fields.get("ArrayTaskId") == NO_VAL:
             return fields
     raise AssertionError(f"SLURM does not know {job}")
 

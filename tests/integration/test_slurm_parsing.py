@@ -21,7 +21,9 @@ from worker.executors.slurm_script import (
     sbatch_argv,
 )
 from worker.executors.slurm_state import (
+    REST,
     ElementState,
+    element_state,
     parse_indices,
     parse_sacct,
     parse_scontrol,
@@ -48,13 +50,18 @@ def test_array_indices() -> None:
 def test_squeue_scontrol_and_sacct_outputs() -> None:
     sq = parse_squeue("7_0|RUNNING|None\n7_[2-3]|PENDING|Priority\n7|PENDING|None\n8_1|X|y\n", "7")
     assert sq == {0: ElementState("RUNNING"), 2: ElementState("PENDING", "Priority"),
-                  3: ElementState("PENDING", "Priority")}
+                  3: ElementState("PENDING", "Priority"), REST: ElementState("PENDING")}
     assert sq[0].started and not sq[0].final and not sq[2].started
     sc = parse_scontrol(SCONTROL, "7")
     assert set(sc) == {0, 1, 2, 3, 4, 5, 6}
     assert sc[4] == ElementState("CANCELLED", "", 0, 0)
     assert sc[5] == ElementState("FAILED", "NonZeroExitCode", 2, 0)
     assert sc[6] == ElementState("OUT_OF_MEMORY", "OutOfMemory", 0, 125)
+    # a one-element array cancelled while pending: only the array's own record is left
+    collapsed = "JobId=5 ArrayJobId=5 ArrayTaskId=4294967294 JobState=CANCELLED ExitCode=0:0"
+    assert element_state(parse_scontrol(collapsed, "5"), 0) == ElementState("CANCELLED", "", 0)
+    assert element_state(parse_squeue("5|CANCELLED|None", "5"), 0) == ElementState("CANCELLED")
+    assert element_state(sc, 5) == sc[5] and element_state({}, 0) is None
     sa = parse_sacct("7_0|COMPLETED|0:0\n7_1|CANCELLED by 0|0:15\n7_2|TIMEOUT|0:0\n", "7")
     assert sa[1] == ElementState("CANCELLED", "", 0, 15) and sa[2].state == "TIMEOUT"
 

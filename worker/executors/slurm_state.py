@@ -24,6 +24,8 @@ STARTED_STATES = frozenset({"RUNNING", "COMPLETING", "SUSPENDED", "STAGE_OUT", "
 LOST_STATES = frozenset({"NODE_FAIL", "PREEMPTED", "BOOT_FAIL"})
 
 _SCONTROL_FIELD = re.compile(r"(\w+)=(\S*)")
+REST = -1  # key of the array's own record: the state of elements not listed on their own
+NO_VAL = "4294967294"  # scontrol's ArrayTaskId of that record once no index is left in it
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,11 @@ class ElementState:
 def base_state(text: str) -> str:
     """'CANCELLED by 0' (sacct), 'CANCELLED+' → 'CANCELLED'."""
     return text.split(" ", 1)[0].rstrip("+").upper()
+
+
+def element_state(states: dict[int, ElementState], index: int) -> ElementState | None:
+    """The element's own record, else the array's record standing for the rest."""
+    return states.get(index, states.get(REST))
 
 
 def parse_indices(text: str) -> list[int]:
@@ -74,11 +81,12 @@ def _reason(text: str) -> str:
 def parse_element_id(text: str, job_id: str) -> list[int]:
     """squeue/sacct id of an element of array `job_id`: '12_3' → [3], '12_[4-6]' → [4, 5, 6].
 
-    A plain '12' (a job submitted without --array, or an array's parent record) → []."""
+    A plain '12' is the array's own record, which stands for the elements it does not list
+    (a one-element array cancelled while pending is shown so): → [REST]."""
     head, sep, tail = text.strip().partition("_")
-    if head != job_id or not sep:
+    if head != job_id:
         return []
-    return parse_indices(tail)
+    return parse_indices(tail) if sep else [REST]
 
 
 def parse_squeue(text: str, job_id: str) -> dict[int, ElementState]:
@@ -105,7 +113,8 @@ def parse_scontrol(text: str, job_id: str) -> dict[int, ElementState]:
         state = ElementState(
             base_state(fields["JobState"]), _reason(fields.get("Reason", "")), code, sig
         )
-        for index in parse_indices(fields.get("ArrayTaskId", "")):
+        task_ids = fields.get("ArrayTaskId", "")
+        for index in parse_indices(task_ids) if task_ids not in (NO_VAL, "N/A", "") else [REST]:
             out[index] = state
     return out
 

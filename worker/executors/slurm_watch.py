@@ -23,7 +23,7 @@ from worker.executors.slurm_cli import (
     squeue_states,
 )
 from worker.executors.slurm_logs import copy_new
-from worker.executors.slurm_state import ElementState
+from worker.executors.slurm_state import ElementState, element_state
 from worker.executors.slurm_task import now_ms
 
 if TYPE_CHECKING:
@@ -39,13 +39,16 @@ async def job_states(
     job_id: str, wanted: Iterable[int], env: Mapping[str, str]
 ) -> dict[int, ElementState]:
     """States of the wanted elements SLURM knows; finished ones with their exit codes."""
-    states = await squeue_states(job_id, env) or {}
+    queued = await squeue_states(job_id, env) or {}
+    states = {i: st for i in wanted if (st := element_state(queued, i)) is not None}
     need = {i for i in wanted if i not in states or states[i].final}
     if need:
         detail = await scontrol_states(job_id, env)
-        if detail is None or not need <= detail.keys():
+        if detail is None or any(element_state(detail, i) is None for i in need):
             detail = {**(await sacct_states(job_id, env) or {}), **(detail or {})}
-        states.update({i: detail[i] for i in need & detail.keys()})
+        for i in need:
+            if (st := element_state(detail, i)) is not None:
+                states[i] = st
     return states
 
 
