@@ -125,10 +125,12 @@ def classify(ex: RemoteExit, timeout_s: float | None, handle: TaskHandle,
         if ex.orphaned:
             reason += f"; the remote task could not be killed and may still run: {ex.orphaned}"
         return Outcome.LOST, reason, None
+    left = f" (the remote task could not be killed and may still run: {ex.orphaned})" \
+        if ex.orphaned else ""
     if ex.stopped:
-        return handle.stop_outcome or Outcome.CANCELLED, handle.stop_reason, None
+        return handle.stop_outcome or Outcome.CANCELLED, handle.stop_reason + left, None
     if ex.timed_out:
-        return Outcome.FAILED, f"timeout after {timeout_s}s", None
+        return Outcome.FAILED, f"timeout after {timeout_s}s{left}", None
     if ex.signal:
         return Outcome.FAILED, f"killed by signal SIG{ex.signal}", None
     if ex.status == 0:

@@ -76,6 +76,19 @@ async def _after_drop(session: HostSession, broken: asyncssh.SSHClientConnection
     return RemoteExit(lost=why, orphaned=orphaned)
 
 
+async def _kill_stopped(session: HostSession, conn: asyncssh.SSHClientConnection,
+                        pgid_file: str, grace_s: float) -> str:
+    """kill_remote, over a new connection if this one dropped meanwhile. → '' or why not."""
+    for attempt in range(2):
+        try:
+            if attempt:
+                await session.reconnect(conn)
+            return await kill_remote(session, pgid_file, grace_s)
+        except (OSError, asyncssh.Error, TimeoutError) as e:
+            why = f"{type(e).__name__}: {e}"
+    return why
+
+
 async def run_remote(
     session: HostSession, command: str, *, log_path: Path, pgid_file: str,
     timeout_s: float | None, stop: asyncio.Event, grace_s: float,
@@ -98,7 +111,7 @@ async def run_remote(
         )
         if waiter not in done:
             stopped = stopper in done
-            orphaned = await kill_remote(session, pgid_file, grace_s)
+            orphaned = await _kill_stopped(session, conn, pgid_file, grace_s)
             if orphaned:
                 logger.warning("%s: the stopped task's process group: %s", session.name, orphaned)
             with contextlib.suppress(TimeoutError, asyncssh.Error, OSError):
