@@ -27,9 +27,10 @@ from worker.artifacts import store_from_settings
 from worker.batchrun import run_batch
 from worker.consumer import Consumer
 from worker.control import ControlReader
-from worker.executors import REGISTRY, ExecContext
+from worker.executors import REGISTRY, ExecContext, configure_executors
 from worker.executors.aws_batch import enable_aws_batch
 from worker.executors.aws_config import aws_batch_config
+from worker.executors.slurm_reattach import find_reattachable, run_reattached
 from worker.heartbeat import send_heartbeat
 from worker.inflight import InFlight
 from worker.loops import run_every, run_forever, wait_first
@@ -76,6 +77,7 @@ class Worker:
         aws_batch = aws_batch_config(s)
         if aws_batch is not None:
             enable_aws_batch(aws_batch)  # offered only with a job queue
+        configure_executors(s)  # SLURM defaults, SSH inventory
         self.executors = advertised_executors()
         self.artifacts = store_from_settings(s)
         self.status = RunnerStatus()
@@ -121,6 +123,16 @@ class Worker:
     async def _ack(self, entries: list[tuple[str, str]]) -> None:
         await ack_entries(self.redis, entries)
 
+    async def _resume(self, handles: list[TaskHandle]) -> None:
+        """Follow SLURM jobs a previous process of this runner submitted (no resubmission)."""
+        try:
+            await run_reattached(handles, self.ctx)
+        except Exception:
+            logger.exception("re-attaching %d task(s) failed; their entries stay pending for "
+                             "the broker's reaper", len(handles))
+        finally:
+            self.inflight.discard(handles)
+
     async def _run_batch(self, handles: list[TaskHandle]) -> None:
         try:
             await run_batch(handles, self.ctx, self.scripts)
@@ -144,6 +156,12 @@ class Worker:
         await self.control.start_from_now()
         await register_runner(self.redis, self.keys, s, self.executors, self.status)
         await ensure_groups(self.redis, self.streams)
+        handles = await find_reattachable(self.redis, self.keys, self.streams, s.runner_id,
+                                          held=self.inflight)
+        if handles:
+            logger.info("re-attaching to %d SLURM job(s) of this runner", len(handles))
+            self.inflight.add(handles)
+            self._spawn(self._resume(handles))
         logger.info("runner %s up: classes %s, %d slot(s), executors %s", s.runner_id,
                     ",".join(s.classes), s.slots, ",".join(self.executors))
 

@@ -23,6 +23,7 @@ number of classes, active runs and runners, not with tasks):
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -58,7 +59,7 @@ class _Families:
         return self.families
 
 
-def gauge(name: str, doc: str, labels: list[str], values: dict[tuple[str, ...], float]) -> Any:
+def gauge(name: str, doc: str, labels: list[str], values: Mapping[Any, float]) -> Any:
     fam = GaugeMetricFamily(name, doc, labels=labels)
     for key, value in sorted(values.items()):
         fam.add_metric(list(key), value)

@@ -7,7 +7,10 @@ newest; when more arrived, the older ones are skipped and the histograms are a s
   `dispatched_at` (the broker appended it to its class's stream → a worker marked it running).
   The two times come from the broker's and the worker's clocks: keep hosts in NTP sync.
 - `dagbroker_queue_wait_seconds`: a task's `dispatched` event time minus its `ready_at`
-  (ready, waiting for a free slot → dispatched).
+  (ready, waiting for a free slot → dispatched); a root task's ready time is its run's start.
+
+Tasks that complete without a worker starting them (noop tasks, tasks stopped before they
+ran) have no dispatch latency.
 
 An event whose task has moved on to a later attempt (or expired) is skipped. Every broker
 sharing a Redis observes the same stream, so each one reports the cluster-wide figures since
@@ -66,7 +69,9 @@ class LatencyTracker:
         """Fold the events since the last call into the histograms; returns how many."""
         async with self.lock:
             low = f"({self.cursor}" if self.cursor else "-"
-            entries = await redis.xrevrange(keys.events(), max="+", min=low, count=SCAN_MAX)
+            entries: list[tuple[str, dict[str, str]]] = await redis.xrevrange(
+                keys.events(), max="+", min=low, count=SCAN_MAX
+            )  # type: ignore[assignment]  # a decode_responses client
             if not entries:
                 return 0
             self.cursor = entries[0][0]
@@ -75,13 +80,17 @@ class LatencyTracker:
             ]
             pipe = redis.pipeline(transaction=False)
             for f in steps:
-                field = _STEPS[f["state"]][1]
-                pipe.hmget(keys.task(f.get("run", ""), f.get("node", "")), "attempt", field)
-            rows = await pipe.execute() if steps else []
-            return sum(self._fold(f, row) for f, row in zip(steps, rows, strict=True))
+                run, field = f.get("run", ""), _STEPS[f["state"]][1]
+                pipe.hmget(keys.task(run, f.get("node", "")), "attempt", field)
+                pipe.hget(keys.run(run), "started_at")  # roots: ready when the run started
+            res = await pipe.execute() if steps else []
+            rows = zip(steps, res[0::2], res[1::2], strict=True)
+            return sum(int(self._fold(f, row, released)) for f, row, released in rows)
 
-    def _fold(self, event: dict[str, str], row: list[str | None]) -> int:
+    def _fold(self, event: dict[str, str], row: list[str | None], released: str | None) -> int:
         attempt, before = row
+        if before is None and event["state"] == "dispatched":
+            before = released  # a root goes ready with its run, without a ready_at
         end, start = _ms(event.get("ts")), _ms(before)
         if end is None or start is None or attempt != event.get("attempt", attempt):
             return 0

@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
         "worker", help="run a worker (see `dagbroker worker --help`)", add_help=False
     )
     w.set_defaults(func=None)
+    r = sub.add_parser("runners", help="`runners deploy USER@HOST …`: start a worker over SSH",
+                       add_help=False)
+    r.set_defaults(func=None)
     add_client_commands(sub)
     return parser
 
@@ -32,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         from worker.main import main as worker_main
 
         return worker_main(argv[1:])
+    if argv[:2] == ["runners", "deploy"]:
+        from worker.deploy import deploy_main
+
+        return deploy_main(argv[2:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

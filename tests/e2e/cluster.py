@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -65,7 +66,11 @@ class Cluster:
         self.procs.append(proc)
         return proc
 
-    def start_broker(self, *extra: str, port: int | None = None) -> tuple[Proc, str]:
+    def start_broker(
+        self, *extra: str, port: int | None = None, tls: ssl.SSLContext | None = None
+    ) -> tuple[Proc, str]:
+        """`tls`: the broker serves HTTPS (give --tls-cert/--tls-key in `extra`); the
+        readiness probe connects with this client context."""
         port = port or free_port()
         args = [
             sys.executable,
@@ -83,13 +88,13 @@ class Cluster:
             *extra,
         ]
         proc = self._spawn(f"broker-{port}", args)
-        url = f"http://127.0.0.1:{port}"
+        url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
             try:
                 import urllib.request
 
-                urllib.request.urlopen(f"{url}/api/v1/status", timeout=1).read()
+                urllib.request.urlopen(f"{url}/api/v1/status", timeout=1, context=tls).read()
                 TOKENS[url] = (self.data_dir / "admin.token").read_text().strip()
                 return proc, url
             except OSError:

@@ -25,7 +25,7 @@ from broker.config import Settings
 
 MAX_BODY = 32 * 1024
 MAX_QUERY = 6000  # aiohttp's parser refuses request lines over 8190 bytes before any handler
-EXAMPLES_PER_ROUTE = int(os.environ.get("DAGB_FUZZ_EXAMPLES", "40"))  # raise locally to dig
+EXAMPLES_PER_ROUTE = int(os.environ.get("DAGB_FUZZ_EXAMPLES", "60"))  # raise locally to dig
 BODY_METHODS = ("POST", "PATCH", "PUT")
 QUERY_METHODS = ("GET", "DELETE")
 
@@ -62,10 +62,30 @@ def app_routes(app: web.Application, methods: tuple[str, ...]) -> list[tuple[str
     )
 
 
+# 500s found here in handlers this suite does not own: each stays marked until fixed there.
+KNOWN_500 = {
+    ("GET", "/assets/{name}"): (
+        "broker/api/static_ui.py asset(): with webapp/dist built, a name over 255 bytes makes "
+        "is_file() raise OSError(ENAMETOOLONG) and a NUL makes resolve() raise ValueError; "
+        "both should answer 404"
+    ),
+}
+
+
 def routes(methods: tuple[str, ...]) -> list[tuple[str, str]]:
     """The routes of an application built (not started) at collection time."""
     with tempfile.TemporaryDirectory() as tmp:
         return app_routes(create_app(Settings(data_dir=tmp)), methods)
+
+
+def fuzz_params(methods: tuple[str, ...]) -> list[Any]:
+    return [
+        pytest.param(
+            m, p, marks=[pytest.mark.xfail(reason=KNOWN_500[(m, p)], strict=False)]
+            if (m, p) in KNOWN_500 else [],
+        )
+        for m, p in routes(methods)
+    ]
 
 
 def documented_fields(spec: dict[str, Any]) -> dict[tuple[str, str], list[str]]:
@@ -169,7 +189,7 @@ async def test_fuzzed_routes_cover_the_router(client: TestClient) -> None:
     assert len(every) > 40
 
 
-@pytest.mark.parametrize(("method", "path"), routes(BODY_METHODS))
+@pytest.mark.parametrize(("method", "path"), fuzz_params(BODY_METHODS))
 @FUZZ
 @given(data=st.data())
 async def test_hostile_bodies(client: TestClient, method: str, path: str, data: Any) -> None:
@@ -184,7 +204,7 @@ async def test_hostile_bodies(client: TestClient, method: str, path: str, data: 
     await check(client, resp, before, f"{method} {url} {ctype!r} {body[:200]!r}")
 
 
-@pytest.mark.parametrize(("method", "path"), routes(QUERY_METHODS))
+@pytest.mark.parametrize(("method", "path"), fuzz_params(QUERY_METHODS))
 @FUZZ
 @given(data=st.data())
 async def test_hostile_query_args(client: TestClient, method: str, path: str, data: Any) -> None:

@@ -7,11 +7,14 @@ generated batch script is run by the real /bin/sh, as slurmd would run it.
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from broker.spec import TaskSpec
 from broker.wire import Outcome
+from worker.cli import parse_settings
+from worker.executors.slurm import slurm_config
 from worker.executors.slurm_script import (
     Element,
     SlurmConfig,
@@ -98,7 +101,7 @@ def test_resources_map_to_sbatch_options() -> None:
     assert "--output=/d/j/%a.out" in argv and argv[-1] == "/d/j/job.sh"
 
 
-def test_batch_script_keeps_hostile_values_literal(tmp_path: object) -> None:
+def test_batch_script_keeps_hostile_values_literal() -> None:
     value = "a'\n#SBATCH --partition=evil\n$(echo INJECTED) `echo INJECTED`; \"$HOME\\"
     elements = [
         Element(argv=["printf", "[%s][%s]", value, "$X"], env={"X": value}),
@@ -121,3 +124,19 @@ def test_sbatch_output_parsing() -> None:
     assert parse_job_id("456;cluster\n") == "456"
     with pytest.raises(ValueError, match="unexpected sbatch output"):
         parse_job_id("Submitted batch job 7")
+
+
+def test_worker_options_reach_the_executors(tmp_path: Path) -> None:
+    inventory = tmp_path / "hosts.yaml"
+    inventory.write_text("hpc:\n  host: login.example.org\n  user: alice\n")
+    settings, _ = parse_settings(
+        ["--redis-url", "redis://127.0.0.1:1/0", "--slurm-partition", "batch",
+         "--slurm-account", "proj", "--slurm-poll-interval", "0.5",
+         "--ssh-inventory", str(inventory)], {})
+    assert slurm_config(settings) == SlurmConfig(partition="batch", account="proj",
+                                                 poll_interval_s=0.5)
+    assert settings.ssh_inventory == str(inventory)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[hpc]\nport = 'x'\n")
+    with pytest.raises(SystemExit):  # refused at startup, not at the first ssh task
+        parse_settings(["--redis-url", "redis://127.0.0.1:1/0", "--ssh-inventory", str(bad)], {})

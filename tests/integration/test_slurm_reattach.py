@@ -35,13 +35,20 @@ async def test_restarted_worker_follows_its_job(
             "--id", rid, "--data-dir", str(data), "--slots", "2", "--heartbeat-ttl", "30",
             "--slurm-poll-interval", str(POLL_S)]
     before = slurm_env.job_ids()
-    await wk.push("t", "slurm", command='echo first; sleep 4; echo second; '
-                                        'echo \'{"ok": true}\' > "$DAGB_RESULT"')
+    # the result is written before the restart: the new worker must not clear it
+    await wk.push("t", "slurm", command='echo \'{"ok": true}\' > "$DAGB_RESULT"; '
+                                        'echo first; sleep 4; echo second')
     with (wk.tmp / "first-worker.log").open("w") as log:
         first = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log = data / "logs" / "r1" / "t" / "attempt-1.log"
+
+    async def started() -> bool:  # the first worker copied the job's first line
+        return log.exists() and "first" in log.read_text()
+
     try:
         job = await slurm_job(wk, "t")
-        assert element(slurm_env, job)["JobState"] in ("PENDING", "CONFIGURING", "RUNNING")
+        await wait_until(started, 30.0, what="the job's first output")
+        assert element(slurm_env, job)["JobState"] == "RUNNING"
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()

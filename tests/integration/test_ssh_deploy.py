@@ -76,7 +76,7 @@ def test_cli_verb_reports_failures(
     # the host key is checked: an empty known_hosts file refuses the connection
     empty = sshd.dir / "empty_known_hosts"
     empty.write_text("")
-    code = deploy_main([f"root@127.0.0.1:{sshd.port}", "-i", str(sshd.client_key),
+    code = deploy_main([f"{sshd.user}@127.0.0.1:{sshd.port}", "-i", str(sshd.client_key),
                         "--known-hosts", str(empty), "--", "--slots", "1"])
     assert code == 1
     assert "ssh to 127.0.0.1" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from broker.wire import Outcome, TaskMessage
 from worker.batchrun import run_batch
 from worker.executors import ExecContext
 from worker.handle import TaskHandle
+from worker.service import advertised_executors
 
 
 async def test_registers_before_reading_and_unregisters_at_exit(wk: WorkerHarness) -> None:
@@ -23,7 +24,9 @@ async def test_registers_before_reading_and_unregisters_at_exit(wk: WorkerHarnes
     rid = settings.runner_id
     info = await wk.rds.hgetall(wk.keys.runner(rid))
     assert info["classes"] == "cpu,gpu" and info["slots"] == "3" and info["busy"] == "0"
-    assert info["executors"] == "shell,python,noop"
+    # what this machine can run: shell, python, noop always; slurm/ssh/aws_batch when available
+    assert info["executors"] == ",".join(advertised_executors())
+    assert info["executors"].startswith("shell,python,noop")
     assert json.loads(info["labels"]) == {"site": "lab"}
     assert info["state"] == "active" and int(info["pid"]) > 0 and int(info["started_at"]) > 0
     assert info["host"] and info["version"]

@@ -13,6 +13,7 @@ Test modules import the fixtures they use:
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -94,7 +95,7 @@ class SshServer:
     client_key: Path
     known_hosts: Path
     host: str = "127.0.0.1"
-    user: str = "root"
+    user: str = field(default_factory=lambda: pwd.getpwuid(os.geteuid()).pw_name)  # root in CI
 
     @property
     def pid(self) -> int:

@@ -73,9 +73,9 @@ class SlurmExecutor:
     async def run_batch(self, tasks: Sequence[TaskHandle], ctx: ExecContext) -> list[Completion]:
         env = dict(ctx.base_env)
         tracked = [Tracked(h, AttemptPaths.for_task(ctx.data_dir, h.msg)) for h in tasks]
-        await self._prepare(tracked, ctx)
-        fresh = await self._reattach(tracked, ctx, env)
-        for group in self._groups(fresh, ctx.runner_id):
+        fresh = await self._reattach(tracked, ctx, env)  # (their files are left as they are)
+        await self._prepare(fresh, ctx)
+        for group in self._groups([t for t in fresh if t.early is None], ctx.runner_id):
             await self._submit(group, ctx, env)
         await watch(tracked, self.config, env)
         return list(await asyncio.gather(
@@ -102,8 +102,6 @@ class SlurmExecutor:
         fresh: list[Tracked] = []
         stale: list[str] = []
         for t, (job, attempt, out) in zip(tracked, rows, strict=True):
-            if t.early is not None:
-                continue
             if job and attempt == str(t.msg.attempt) and "_" in job:
                 t.job_id, _, index = job.partition("_")
                 t.index, t.out_path = int(index), Path(out) if out else None

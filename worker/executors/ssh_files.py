@@ -63,7 +63,8 @@ async def fetch_outputs(
             raise TransferError(f"cannot list outputs {pattern!r}: {e}") from e
         if not matches:
             raise TransferError(f"output {pattern!r} was not produced")
-        for path in matches:
+        for match in matches:
+            path = match.decode() if isinstance(match, bytes) else match
             name = posixpath.relpath(path, remote)
             dst = local_dir / name
             await asyncio.to_thread(dst.parent.mkdir, parents=True, exist_ok=True)

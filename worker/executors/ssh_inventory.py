@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
-import yaml
+import yaml  # type: ignore[import-untyped]
 from msgspec import Meta
 
 HostName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,127}$")]

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import asyncssh
 
@@ -79,6 +79,7 @@ async def _after_drop(session: HostSession, broken: asyncssh.SSHClientConnection
 async def _kill_stopped(session: HostSession, conn: asyncssh.SSHClientConnection,
                         pgid_file: str, grace_s: float) -> str:
     """kill_remote, over a new connection if this one dropped meanwhile. → '' or why not."""
+    why = ""
     for attempt in range(2):
         try:
             if attempt:
@@ -103,7 +104,7 @@ async def run_remote(
             return RemoteExit(lost=f"{type(e).__name__}: {e}")  # nothing ran: no cleanup
         raise
     pump = asyncio.ensure_future(_pump(process.stdout, log_path))
-    waiter: asyncio.Future[object] = asyncio.ensure_future(process.wait())
+    waiter: asyncio.Future[Any] = asyncio.ensure_future(process.wait())
     stopper = asyncio.ensure_future(stop.wait())
     try:
         done, _ = await asyncio.wait(
@@ -128,7 +129,7 @@ async def run_remote(
 
 
 async def _ended(session: HostSession, conn: asyncssh.SSHClientConnection,
-                 waiter: asyncio.Future[object], pgid_file: str, grace_s: float) -> RemoteExit:
+                 waiter: asyncio.Future[Any], pgid_file: str, grace_s: float) -> RemoteExit:
     try:
         result = waiter.result()
     except (asyncssh.Error, OSError) as e:

@@ -69,7 +69,7 @@ const Group = memo(function Group({ data }: NodeProps<Node<BoxData>>) {
   );
 });
 
-const nodeTypes = { task: Box, group: Group };
+const nodeTypes = { task: Box, cluster: Group }; // not 'group': React Flow styles that name itself
 
 export interface DagViewProps {
   scope: string;
@@ -101,7 +101,7 @@ export function DagView(props: DagViewProps) {
       const size = n.kind === 'group' ? GROUP_SIZE : TASK_SIZE;
       return {
         id: n.id,
-        type: n.kind,
+        type: n.kind === 'group' ? 'cluster' : 'task',
         position: props.positions?.[n.id] ?? pos[n.id] ?? { x: 0, y: 0 },
         data: n.data,
         width: size.width,
@@ -116,7 +116,11 @@ export function DagView(props: DagViewProps) {
   const [shownEdges, setShownEdges] = useState(rfEdges);
   useEffect(() => setShownNodes(rfNodes), [rfNodes]);
   useEffect(() => setShownEdges(rfEdges), [rfEdges]);
-  if (!layout.data && layout.isFetching) return <div className="graph-loading">laying out {nodes.length} nodes…</div>;
+  // A new shape waits for its own layout (the previous one would pile new nodes at 0,0).
+  const laidOut = !!layout.data && nodes.every((n) => props.positions?.[n.id] || layout.data![n.id]);
+  if (!laidOut) {
+    return <div className="graph-loading">{layout.error ? `layout failed: ${String(layout.error)}` : `laying out ${nodes.length} nodes…`}</div>;
+  }
   return (
     <div className="graph" data-testid="graph" data-nodes={nodes.length}>
       <ReactFlow
@@ -127,7 +131,7 @@ export function DagView(props: DagViewProps) {
         onEdgesChange={(changes) => setShownEdges((es) => applyEdgeChanges(changes, es))}
         nodeTypes={nodeTypes}
         fitView
-        fitViewOptions={{ maxZoom: 1.2 }}
+        fitViewOptions={{ maxZoom: 1.2, minZoom: 0.1 }}
         minZoom={0.02}
         onlyRenderVisibleElements
         nodesDraggable={!!props.editable}
