@@ -10,6 +10,17 @@
 #       a worker on another host; it needs only Redis, not the broker's HTTP port
 #   docker run -it dagbroker up --host 0.0.0.0 --example examples/diamond.json
 #       all-in-one, like scripts/run
+
+# Stage 1: the web UI (webapp/ → dist), with the exact package versions of package-lock.json.
+FROM node:20-slim AS webapp
+WORKDIR /src/webapp
+COPY webapp/package.json webapp/package-lock.json ./
+RUN npm install --no-audit --no-fund
+COPY webapp/ ./
+RUN npm run build
+
+# Stage 2: the broker and worker; the UI build goes where the broker looks for it
+# ({sys.prefix}/share/dagbroker/webapp, see broker/api/static_ui.py).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -20,6 +31,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY . /app
+COPY --from=webapp /src/webapp/dist /usr/local/share/dagbroker/webapp
 RUN pip install "/app[nodeworks]" \
     && useradd --create-home --uid 1000 dagbroker \
     && mkdir -p /data \

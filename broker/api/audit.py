@@ -12,7 +12,7 @@ from aiohttp import web
 
 from broker.api.auth import AUDIT_TARGET, request_user, requires
 from broker.api.history_keys import DB
-from broker.errors import BadRequest
+from broker.errors import BadRequest, BrokerError
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = resp.status
         return resp
     except web.HTTPException as e:
+        status = e.status
+        raise
+    except BrokerError as e:  # answered by the error middleware with e.status
         status = e.status
         raise
     finally:

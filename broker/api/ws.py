@@ -36,11 +36,16 @@ SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey(
 
 
 def same_origin(request: web.Request) -> bool:
-    """No Origin (not a browser) or the broker's own host; a foreign page is refused."""
+    """No Origin (not a browser) or the broker's own host (as the client, or a reverse proxy's
+    X-Forwarded-Host, names it); a foreign page is refused."""
     origin = request.headers.get("Origin")
     if origin is None:
         return True
-    return urlsplit(origin).netloc.lower() == request.host.lower()
+    hosts = {request.host.lower()}
+    forwarded = request.headers.get("X-Forwarded-Host")
+    if forwarded:
+        hosts.add(forwarded.split(",")[0].strip().lower())
+    return urlsplit(origin).netloc.lower() in hosts
 
 
 async def _pump(sub: Subscriber, ws: web.WebSocketResponse) -> None:
@@ -86,20 +91,19 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     user = request_user(request)
     sub = hub.subscribe(user)
     request.app[SOCKETS].add(ws)
-    pump = reader = None
+    tasks: list[asyncio.Task[None]] = []
     try:
         # Subscribed before the hello: whatever the UI refetches after it, later deltas follow.
         await ws.send_json({"type": "hello", "broker": request.app[ENGINE].broker_id,
                             "user": user.id, "admin": user.admin})
-        pump = asyncio.create_task(_pump(sub, ws), name="ws-pump")
-        reader = asyncio.create_task(_drain_incoming(ws), name="ws-read")
-        await asyncio.wait({pump, reader}, return_when=asyncio.FIRST_COMPLETED)
+        tasks = [asyncio.create_task(_pump(sub, ws), name="ws-pump"),
+                 asyncio.create_task(_drain_incoming(ws), name="ws-read")]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if sub.dropped and not ws.closed:
             await _close(request, ws, SLOW_CLIENT, b"too slow: reconnect and resync")
     finally:
         hub.unsubscribe(sub)
         request.app[SOCKETS].discard(ws)
-        tasks = [t for t in (pump, reader) if t is not None]
         for task in tasks:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):

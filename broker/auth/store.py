@@ -117,7 +117,8 @@ class AuthStore:
         if bad or not scopes:
             raise BadRequest(
                 f"invalid scope {bad[0]!r}" if bad else "a token needs at least one scope",
-                {"field": "scopes", "allowed": ["user", "admin", "runner", "events:<key>"]},
+                {"field": "scopes",
+                 "allowed": ["user", "admin", "runner", "metrics", "events:<key>"]},
             )
         user = await self.get_user(user_id)
         if user is None:

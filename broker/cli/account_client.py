@@ -111,7 +111,7 @@ def add_account_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     tk.add_argument("action", choices=("list", "create", "revoke"), nargs="?", default="list")
     tk.add_argument("name", nargs="?", help="create: the token's name; revoke: its id")
     tk.add_argument("--scope", action="append",
-                    help="user (default), runner, events:<key>, admin (repeatable)")
+                    help="user (default), runner, metrics, events:<key>, admin (repeatable)")
     tk.add_argument("--expires-in", type=float, metavar="SECONDS")
     tk.add_argument("--user", help="admins: another user's tokens")
     tk.set_defaults(func=lambda a: _run_verb(_tokens, a))

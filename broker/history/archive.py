@@ -16,6 +16,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import WatchError
+
 from broker.engine import queries
 from broker.engine.groups import ensure_group
 
@@ -127,9 +129,23 @@ class Archiver:
         await self.db.execute("UPDATE attempts SET workflow = ? WHERE run = ? AND workflow IS NULL",
                               (view["name"], run))
         await self.db.commit()
-        await self.redis.hset(self.keys.run(run), "archived", now)
+        await self._mark_archived(run, now)
         logger.info("run %s archived (%s, %d tasks)", run, view["state"], len(tasks))
         return True
+
+    async def _mark_archived(self, run: str, now: int) -> None:
+        """Flag the run hash, unless it was deleted meanwhile (never resurrect a deleted run)."""
+        key = self.keys.run(run)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(key)
+                if not await pipe.exists(key):
+                    return
+                pipe.multi()
+                pipe.hset(key, "archived", now)
+                await pipe.execute()
+            except WatchError:
+                logger.info("run %s changed while being archived; it will be archived again", run)
 
     @staticmethod
     def _final_attempt(run: str, workflow: str, t: dict[str, Any]) -> tuple[Any, ...]:

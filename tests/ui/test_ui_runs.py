@@ -53,6 +53,8 @@ async def test_a_run_changes_live_and_shows_task_details(ui: UI, tmp_path: Path,
     await ui.goto("/")
     await expect(page.get_by_test_id(f"run-{run}")).to_be_visible(timeout=LIVE_S)
     await expect(page.get_by_test_id("queues")).to_contain_text("cpu")
+    await expect(page.get_by_test_id("runners")).to_contain_text("w1")
+    await shots.take(page, "dashboard")
     await page.evaluate("window.__sameDocument = true")  # gone if the page reloads
     await page.click(f"text={run}")
     await expect(page.get_by_test_id("live-status")).to_have_text("live", timeout=LIVE_S)

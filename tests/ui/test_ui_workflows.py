@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
+import pytest
 from e2e.cluster import api, publish_and_run, wait_run
 from playwright.async_api import expect
 
-from ui.conftest import UI, Shots
+from ui.conftest import ROOT, UI, Shots
 
 LIVE_S = 30_000
 
@@ -129,7 +132,7 @@ async def test_a_2000_task_run_stays_usable(ui: UI, shots: Shots) -> None:
     await group.get_by_role("button", name="expand").click()
     await expect(page.get_by_test_id("graph")).to_have_attribute("data-nodes", "2002",
                                                                  timeout=LIVE_S)
-    await expect(page.get_by_test_id("node-sim[0]")).to_be_attached(timeout=60_000)
+    await expect(page.locator(".react-flow__node").first).to_be_attached(timeout=LIVE_S)
     drawn = await page.locator(".react-flow__node").count()
     assert 0 < drawn < 2002, drawn
     await page.get_by_role("button", name="sim ✕").click()  # collapse again
@@ -137,3 +140,20 @@ async def test_a_2000_task_run_stays_usable(ui: UI, shots: Shots) -> None:
     await page.get_by_role("button", name="timeline").click()
     await expect(page.get_by_test_id("gantt")).to_contain_text("sim")
     assert not ui.errors, ui.errors
+
+
+async def test_open_a_nodeworks_chart_in_the_editor(ui: UI) -> None:
+    chart = ROOT.parent / "shared" / "formats" / "nodeworks" / "distributed_nodeworks_node_ex.nc"
+    if not chart.is_file():
+        pytest.fail(f"the shared Nodeworks example charts are missing: {chart}")
+    page = ui.page
+    await ui.goto("/workflows")
+    await page.set_input_files("input[name=chart]", str(chart))
+    await page.fill("input[name=chart-name]", "nw-chart")
+    await page.get_by_role("button", name="Open in the editor").click()
+    await page.wait_for_url(f"{ui.url}/workflows/nw-chart", timeout=LIVE_S)
+    await expect(page.get_by_test_id("node-subtract")).to_be_visible(timeout=LIVE_S)
+    async with page.expect_download() as download:
+        await page.get_by_role("button", name="Nodeworks chart").click()
+    saved = await (await download.value).path()
+    assert json.loads(Path(saved).read_text())  # the chart, as Nodeworks opens it

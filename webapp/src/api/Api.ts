@@ -38,22 +38,23 @@ export class Api {
     return `${scheme}://${loc.host}${this.base}/api/v1/ws?token=${encodeURIComponent(this.token ?? '')}`;
   }
 
-  private async request<T>(method: string, path: string, body?: unknown, query?: Record<string, string | number | undefined>): Promise<T> {
+  private async request<T>(method: string, path: string, body?: unknown, query?: Record<string, string | number | undefined>, raw?: { body?: string; contentType?: string; text?: boolean }): Promise<T> {
     const params = new URLSearchParams();
     for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined && v !== '') params.set(k, String(v));
     const qs = params.toString();
     const headers: Record<string, string> = {};
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (body !== undefined || raw?.body !== undefined) headers['Content-Type'] = raw?.contentType ?? 'application/json';
     let resp: Response;
     try {
       resp = await fetch(`${this.base}/api/v1${path}${qs ? `?${qs}` : ''}`, {
-        method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+        method, headers, body: raw?.body ?? (body === undefined ? undefined : JSON.stringify(body)),
       });
     } catch (e) {
       throw new ApiError(0, 'network', `the broker is unreachable (${String(e)})`);
     }
     const text = await resp.text();
+    if (raw?.text && resp.ok) return text as T;
     let data: unknown = null;
     try {
       data = text ? JSON.parse(text) : null;
@@ -103,6 +104,15 @@ export class Api {
   }
   execute(name: string, revision?: string, params?: Record<string, unknown>): Promise<{ run: string; tasks: number }> {
     return this.request('POST', '/workflow/execute', { name, revision, params: params ?? {} });
+  }
+  /** Publish a Nodeworks chart (converted to a native workflow; the chart is kept with it). */
+  publishChart(name: string, chart: string, message: string): Promise<PublishResult> {
+    return this.request('POST', '/workflow/publish', undefined, { format: 'nodeworks', name, message: message || undefined },
+      { body: chart, contentType: 'application/x-nodeworks' });
+  }
+  /** A revision as a Nodeworks chart (native edits merged into the chart it came from). */
+  exportChart(name: string, revision?: string): Promise<string> {
+    return this.request('GET', '/workflow/get', undefined, { name, revision, format: 'nodeworks' }, { text: true });
   }
   schema(): Promise<JsonSchema> { return this.request('GET', '/ui/schema'); }
 }

@@ -148,7 +148,7 @@ export function DagView(props: DagViewProps) {
       >
         <Background gap={24} />
         <Controls showInteractive={false} />
-        {nodes.length <= 400 && <MiniMap pannable zoomable nodeColor={(n) => stateColor(String((n.data as BoxData).state ?? ''))} />}
+        {nodes.length > 12 && nodes.length <= 400 && <MiniMap pannable zoomable nodeColor={(n) => stateColor(String((n.data as BoxData).state ?? ''))} />}
       </ReactFlow>
     </div>
   );

@@ -28,6 +28,16 @@ describe('layoutGraph (ELK layered)', () => {
     expect(g.edges).toEqual([]);
   });
 
+  it('keeps layers close under a wide fan-out and fan-in', async () => {
+    const sims = Array.from({ length: 300 }, (_, i) => ({ id: `s${i}`, kind: 'task' as const }));
+    const pos = await layoutGraph(elk, {
+      nodes: [{ id: 'prep', kind: 'task' }, ...sims, { id: 'report', kind: 'task' }],
+      edges: sims.flatMap((s) => [{ id: `p-${s.id}`, source: 'prep', target: s.id }, { id: `${s.id}-r`, source: s.id, target: 'report' }]),
+    });
+    expect(pos.report.y - pos.prep.y).toBeLessThan(1000);
+    expect(new Set(sims.map((s) => pos[s.id].y)).size).toBe(1);
+  });
+
   it('lays out an empty graph', async () => {
     expect(await layoutGraph(elk, { nodes: [], edges: [] })).toEqual({});
   });

@@ -23,7 +23,30 @@ export const LAYOUT_OPTIONS: Record<string, string> = {
   'elk.spacing.nodeNode': '28',
   'elk.layered.nodePlacement.strategy': 'BRANDES_KOEPF',
   'elk.layered.crossingMinimization.strategy': 'LAYER_SWEEP',
+  'elk.edgeRouting': 'POLYLINE',
 };
+
+const LAYER_GAP = 60;
+
+/** ELK spaces layers for its own edge routes (a 2,000-way fan-in pushes them thousands of
+ *  pixels apart); React Flow draws the edges itself, so the layers are packed again, keeping
+ *  ELK's order and its offsets within a layer. */
+export function packLayers(pos: Positions): Positions {
+  const ys = [...new Set(Object.values(pos).map((p) => p.y))].sort((a, b) => a - b);
+  const layerTop = new Map<number, number>();
+  let rank = -1;
+  let top = 0;
+  for (const y of ys) {
+    if (rank < 0 || y - top >= LAYER_GAP / 2 + GROUP_SIZE.height) {
+      rank += 1;
+      top = y;
+    }
+    layerTop.set(y, rank * (GROUP_SIZE.height + LAYER_GAP) + (y - top));
+  }
+  const out: Positions = {};
+  for (const [id, p] of Object.entries(pos)) out[id] = { x: p.x, y: layerTop.get(p.y)! };
+  return out;
+}
 
 export function toElkGraph(input: LayoutInput): ElkNode {
   const ids = new Set(input.nodes.map((n) => n.id));
@@ -45,5 +68,5 @@ export function positionsOf(result: ElkNode): Positions {
 
 export async function layoutGraph(elk: ElkLike, input: LayoutInput): Promise<Positions> {
   if (!input.nodes.length) return {};
-  return positionsOf(await elk.layout(toElkGraph(input)));
+  return packLayers(positionsOf(await elk.layout(toElkGraph(input))));
 }

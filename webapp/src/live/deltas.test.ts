@@ -51,6 +51,11 @@ describe('applyRunDeltas', () => {
     expect(after.run).toMatchObject({ state: 'cancelled', reason: 'by alice', finished_at: 99, phase: 'cancelled' });
   });
 
+  it('never moves a finished run back', () => {
+    const done = applyRunDeltas(status(), [{ type: 'run', run: 'r1', state: 'succeeded', ts: 9 }]);
+    expect(applyRunDeltas(done, [{ type: 'run', run: 'r1', state: 'running', ts: 1 }])).toBe(done);
+  });
+
   it('handles a retry: the attempt grows and the task is ready again', () => {
     const after = applyRunDeltas(status(), [
       t('a', 'running', 5, { attempt: 1 }),
@@ -60,6 +65,16 @@ describe('applyRunDeltas', () => {
     ]);
     expect(after.tasks![0]).toMatchObject({ state: 'dispatched', attempt: 2, reason: 'exit 1' });
     expect(after.run.counts).toEqual({ dispatched: 1, pending: 1 });
+  });
+
+  it('drops deltas older than the snapshot (no state goes back)', () => {
+    const s = status();
+    s.tasks![0] = { ...s.tasks![0], state: 'succeeded', dispatched_at: 10, started_at: 11, finished_at: 15 };
+    s.run.counts = { succeeded: 1, pending: 1 };
+    const after = applyRunDeltas(s, [t('a', 'ready', 5), t('a', 'dispatched', 10, { attempt: 1 }), t('a', 'running', 11), t('b', 'ready', 15)]);
+    expect(after.tasks![0].state).toBe('succeeded');
+    expect(after.tasks![1].state).toBe('ready');
+    expect(after.run.counts).toEqual({ succeeded: 1, ready: 1 });
   });
 
   it('copies the task list once per batch even for a 2,000-task run', () => {

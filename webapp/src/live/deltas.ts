@@ -50,9 +50,19 @@ export function parseFrame(text: string): Frame[] {
   return items.filter((x): x is Frame => typeof x === 'object' && x !== null && typeof (x as { type?: unknown }).type === 'string');
 }
 
+const RANK: Record<string, number> = { pending: 0, ready: 1, waiting: 1, dispatched: 2, running: 3 };
+
+/** A delta older than what the task already shows (a REST snapshot fetched after the event was
+ *  sent) would move it back: it is dropped. Ties in the same ms go by state order. */
+export function isStale(t: TaskView, d: TaskDelta): boolean {
+  const latest = Math.max(t.dispatched_at ?? 0, t.started_at ?? 0, t.finished_at ?? 0);
+  if (d.ts !== latest) return d.ts < latest;
+  return (RANK[d.state] ?? 4) < (RANK[t.state] ?? 4);
+}
+
 /** `lost` is not a task state (the next delta is `ready`); it only counts an attempt. */
 function nextTask(t: TaskView, d: TaskDelta): TaskView {
-  if (d.state === 'lost') return t;
+  if (d.state === 'lost' || isStale(t, d)) return t;
   const out: TaskView = { ...t, state: d.state };
   if (d.attempt !== undefined) out.attempt = d.attempt;
   if (d.runner) out.runner = d.runner;
@@ -79,7 +89,8 @@ export function applyRunDeltas(status: RunStatus, deltas: (TaskDelta | RunDelta)
   let changed = false;
   for (const d of deltas) {
     if (d.type === 'run') {
-      if (run.state !== d.state) {
+      const stale = FINAL_RUN_STATES.has(run.state) && !FINAL_RUN_STATES.has(d.state);
+      if (run.state !== d.state && !stale) {
         run = { ...run, state: d.state, reason: d.reason ?? run.reason };
         if (FINAL_RUN_STATES.has(d.state)) run.finished_at = d.ts;
         changed = true;

@@ -52,11 +52,11 @@ export function EditorPage() {
   const [renaming, setRenaming] = useState('');
 
   useEffect(() => {
-    if (latest.data && !dirty) {
+    if (latest.data && !dirty && latest.data.revision !== base) {
       setDoc(latest.data.workflow);
       setBase(latest.data.revision);
     }
-  }, [latest.data, dirty]);
+  }, [latest.data, dirty, base]);
   useEffect(() => setRenaming(selected ?? ''), [selected]);
 
   const edit = (next: WorkflowDoc) => {
@@ -75,6 +75,8 @@ export function EditorPage() {
   const save = useMutation({
     mutationFn: (onto?: string) => api.publish(doc, message, onto ?? base),
     onSuccess: (out) => {
+      // the cache holds what was saved: the effect below never reverts to an older revision
+      qc.setQueryData(queryKeys.workflow(out.name), { name: out.name, owner: out.owner, revision: out.revision, workflow: doc });
       setBase(out.revision);
       setDirty(false);
       setErrors(NO_ERRORS);
@@ -98,6 +100,19 @@ export function EditorPage() {
     mutationFn: () => api.execute(doc.name, base),
     onSuccess: (out) => navigate(`/runs/${out.run}`),
   });
+
+  const exportChart = async () => {
+    try {
+      const text = await api.exportChart(doc.name, base);
+      const a = document.createElement('a');
+      a.href = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
+      a.download = `${doc.name}.nc`;
+      a.click();
+      URL.revokeObjectURL(a.href);
+    } catch (e) {
+      setNotice(`export failed: ${(e as Error).message}`);
+    }
+  };
 
   const reload = async () => {
     const fresh = await qc.fetchQuery({ queryKey: queryKeys.workflow(doc.name), queryFn: () => api.workflow(doc.name), staleTime: 0 });
@@ -154,6 +169,7 @@ export function EditorPage() {
         <button onClick={add}>Add node</button>
         <button disabled={!selected} onClick={() => { tryEdit(() => removeNode(doc, selected!)); setSelected(null); }}>Delete node</button>
         {!isNew && <Link className="button" to={`/workflows/${encodeURIComponent(doc.name)}/history`}>History</Link>}
+        {!isNew && <button disabled={dirty} title="the saved revision as a Nodeworks chart" onClick={() => void exportChart()}>Nodeworks chart</button>}
         {!isNew && <button disabled={dirty || run.isPending} title={dirty ? 'save first' : 'run this revision'} onClick={() => run.mutate()}>Run</button>}
       </div>
       {conflict && (

@@ -11,6 +11,10 @@ import { DagView, type ViewEdge, type ViewNode } from '../components/DagView';
 import { formatClock } from '../format/time';
 import { diffSummary, diffWorkflows, mergedGraph } from '../graph/diff';
 
+function shown(v: unknown): string {
+  return v === undefined ? '(unset)' : JSON.stringify(v);
+}
+
 function RunRevision({ name, revision, params }: { name: string; revision: string; params: Record<string, unknown> }) {
   const api = useApi();
   const navigate = useNavigate();
@@ -94,7 +98,7 @@ export function HistoryPage() {
           {toDoc.data && <DagView scope={`diff:${name}`} nodes={viewNodes} edges={viewEdges} />}
           {Object.entries(d.fields).map(([node, fields]) => (
             <div key={node} className="field-diff"><strong>{node}</strong>{fields.map((f) => (
-              <div key={f}><code>{f}</code>: <del>{JSON.stringify(fromDoc.data?.workflow.nodes[node]?.[f])}</del> → <ins>{JSON.stringify(toDoc.data?.workflow.nodes[node]?.[f])}</ins></div>
+              <div key={f}><code>{f}</code>: <del>{shown(fromDoc.data?.workflow.nodes[node]?.[f])}</del> → <ins>{shown(toDoc.data?.workflow.nodes[node]?.[f])}</ins></div>
             ))}</div>
           ))}
         </section>

@@ -1,9 +1,33 @@
-import { useQuery } from '@tanstack/react-query';
-import { Link } from 'react-router-dom';
+import { useMutation, useQuery } from '@tanstack/react-query';
+import { useState } from 'react';
+import { Link, useNavigate } from 'react-router-dom';
 import { useApi } from '../api/ApiContext';
 import { queryKeys } from '../api/queryKeys';
 import { ErrorText, useNow } from '../components/bits';
 import { formatRelative } from '../format/time';
+
+/** Open a Nodeworks chart: it is published (converted) and opens in the editor. */
+function ImportChart() {
+  const api = useApi();
+  const navigate = useNavigate();
+  const [name, setName] = useState('');
+  const [file, setFile] = useState<File | null>(null);
+  const publish = useMutation({
+    mutationFn: async () => api.publishChart(name, await file!.text(), `import ${file!.name}`),
+    onSuccess: (out) => navigate(`/workflows/${encodeURIComponent(out.name)}`),
+  });
+  return (
+    <section className="card">
+      <h3>Open a Nodeworks chart</h3>
+      <div className="row">
+        <input type="file" name="chart" accept=".nc,.json" onChange={(e) => setFile(e.target.files?.[0] ?? null)} style={{ width: 'auto' }} />
+        <label className="inline">as workflow <input name="chart-name" value={name} onChange={(e) => setName(e.target.value)} placeholder="name" /></label>
+        <button disabled={!file || !name || publish.isPending} onClick={() => publish.mutate()}>Open in the editor</button>
+      </div>
+      <ErrorText error={publish.error} />
+    </section>
+  );
+}
 
 export function WorkflowsPage() {
   const api = useApi();
@@ -27,6 +51,7 @@ export function WorkflowsPage() {
           ))}
         </tbody>
       </table>
+      <ImportChart />
     </div>
   );
 }
