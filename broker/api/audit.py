@@ -85,8 +85,8 @@ async def list_audit(request: web.Request) -> web.Response:
     args: list[Any] = []
     if run:
         await check_run_access(request, run)
-        where.append("target = ?")
-        args.append(run)
+        where.append("(target = ? OR target LIKE ?)")  # the run, and its tasks' transitions
+        args += [run, f"{run}:%"]
     elif not user.admin:
         where.append("actor = ?")
         args.append(user.id)

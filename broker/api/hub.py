@@ -49,6 +49,7 @@ class Subscriber:
         self.user = user
         self.queue: asyncio.Queue[Delta | None] = asyncio.Queue(maxsize=size)
         self.dropped = False
+        self.gone = asyncio.Event()  # set when dropped: the socket closes even mid-send
         self.sent = 0
 
     def may_see(self, owner: str | None) -> bool:
@@ -71,6 +72,7 @@ class Subscriber:
         while not self.queue.empty():
             self.queue.get_nowait()
         self.queue.put_nowait(None)
+        self.gone.set()
 
 
 def to_delta(fields: dict[str, str]) -> Delta | None:

@@ -64,6 +64,10 @@ async def _pump(sub: Subscriber, ws: web.WebSocketResponse) -> None:
         sub.sent += len(batch)
 
 
+async def _dropped(sub: Subscriber) -> None:
+    await sub.gone.wait()
+
+
 async def _drain_incoming(ws: web.WebSocketResponse) -> None:
     async for msg in ws:
         if msg.type == WSMsgType.ERROR:
@@ -97,7 +101,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         await ws.send_json({"type": "hello", "broker": request.app[ENGINE].broker_id,
                             "user": user.id, "admin": user.admin})
         tasks = [asyncio.create_task(_pump(sub, ws), name="ws-pump"),
-                 asyncio.create_task(_drain_incoming(ws), name="ws-read")]
+                 asyncio.create_task(_drain_incoming(ws), name="ws-read"),
+                 asyncio.create_task(_dropped(sub), name="ws-dropped")]
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if sub.dropped and not ws.closed:
             await _close(request, ws, SLOW_CLIENT, b"too slow: reconnect and resync")

@@ -68,6 +68,7 @@ class Archiver:
 
     async def apply(self, entries: list[tuple[str, dict[str, str]]]) -> None:
         finished: list[str] = []
+        await self._audit_transitions(entries)
         for _id, ev in entries:
             if ev.get("kind") == "task" and ev.get("attempt"):
                 await self._attempt_event(ev)
@@ -76,6 +77,24 @@ class Archiver:
         await self.db.commit()
         for run in finished:
             await self.archive_run(run)
+
+    async def _audit_transitions(self, entries: list[tuple[str, dict[str, str]]]) -> None:
+        """Every run and task transition in the audit trail: who (the runner, else the
+        broker), what, when. Keyed by the event id, so a replayed batch adds nothing."""
+        rows = []
+        for eid, ev in entries:
+            kind = ev.get("kind")
+            if kind not in ("run", "task"):
+                continue
+            target = ev["run"] if kind == "run" else f"{ev['run']}:{ev.get('node', '')}"
+            details = {k: v for k, v in ev.items() if k in ("attempt", "reason")}
+            rows.append((int(ev.get("ts", "0") or 0), ev.get("runner") or "broker",
+                         f"{kind} {ev.get('state', '')}", target, None, f"event:{eid}",
+                         json.dumps(details) if details else None))
+        if rows:
+            await self.db.executemany(
+                "INSERT OR IGNORE INTO audit (ts, actor, action, target, status, remote, details)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     async def _attempt_event(self, ev: dict[str, str]) -> None:
         ts = int(ev.get("ts", "0") or 0)

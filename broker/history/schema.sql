@@ -32,6 +32,9 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts);
 CREATE INDEX IF NOT EXISTS audit_target ON audit(target);
+-- Transitions copied from the events stream carry the event id in `remote` ("event:<id>"):
+-- unique, so replaying events never duplicates a record.
+CREATE UNIQUE INDEX IF NOT EXISTS audit_event ON audit(remote) WHERE remote LIKE 'event:%';
 
 -- Run history, fed from the events stream by broker/history/archive.py.
 CREATE TABLE IF NOT EXISTS runs (

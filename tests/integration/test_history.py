@@ -48,6 +48,13 @@ async def test_history_records_runs_and_attempts(make_client: Any, rds: Any, key
     assert (await client.get(f"/api/v1/runs/{run}/attempts", headers=eve)).status == 404
     r = await client.get("/api/v1/history/runs", params={"since": "yesterday"})
     assert r.status == 400
+    # every run and task transition is in the audit trail, once
+    trail = await (await client.get("/api/v1/audit", params={"run": run, "limit": 500})).json()
+    actions = [(a["action"], a["target"]) for a in trail["audit"]]
+    assert ("run succeeded", run) in actions and ("run running", run) in actions
+    assert ("task retry_wait", f"{run}:a") in actions
+    assert actions.count(("task succeeded", f"{run}:b")) == 1
+    assert ("POST /api/v1/workflow/execute", run) in actions
 
 
 async def test_janitor_expires_only_archived_runs(make_client: Any, rds: Any, keys: Any) -> None:

@@ -122,3 +122,31 @@ async def test_another_users_runs_stay_invisible(ui: UI, browser: Any) -> None:
     await expect(page.get_by_test_id("workflows")).to_contain_text("bobs")
     await expect(page.get_by_test_id("workflows")).not_to_contain_text("secret")
     await page.context.close()
+
+
+async def test_cancel_redo_and_drain_from_the_ui(ui: UI, tmp_path: Path) -> None:
+    page = ui.page
+    page.on("dialog", lambda d: d.accept())  # the confirm() of cancel and shutdown
+    gate = tmp_path / "gate"
+    run = await publish_and_run(ui.url, gated(gate))
+    await ui.goto(f"/runs/{run}")
+    await expect(page.get_by_test_id("node-prepare")).to_have_attribute(
+        "data-state", "running", timeout=LIVE_S)
+    await page.get_by_role("button", name="Cancel run").click()
+    await expect(page.get_by_test_id("run-phase")).to_have_text("cancelled", timeout=LIVE_S)
+    await expect(page.get_by_test_id("group-simulate")).to_have_attribute("data-state",
+                                                                          "cancelled")
+    # redo from the cancelled node: a new run in which it and its descendants run again
+    gate.touch()
+    await page.get_by_test_id("node-prepare").click()
+    await page.get_by_role("button", name="Redo from here").click()
+    await page.wait_for_url(lambda u: "/runs/" in u and run not in u, timeout=LIVE_S)
+    await expect(page.get_by_test_id("run-phase")).to_have_text("finished", timeout=LIVE_S)
+    await expect(page.get_by_test_id("node-report")).to_have_attribute("data-state", "succeeded")
+    # drain the worker from the dashboard: it finishes, leaves, and the table follows live
+    await ui.goto("/")
+    runners = page.get_by_test_id("runners")
+    await expect(runners).to_contain_text("w1", timeout=LIVE_S)
+    await runners.get_by_role("button", name="drain").click()
+    await expect(runners).to_contain_text("no live runner", timeout=LIVE_S)
+    assert not ui.errors, ui.errors
