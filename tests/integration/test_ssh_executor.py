@@ -43,7 +43,8 @@ async def sw(wk: WorkerHarness, sshd: SshServer) -> AsyncIterator[WorkerHarness]
     """A harness whose workers' ssh executor has the test inventory."""
     before = ssh.EXECUTOR.inventory
     inventory = write_inventory(wk.tmp / "hosts.toml", sshd, wk.tmp / "remote")
-    ssh.configure_ssh(wk.settings(ssh_inventory=str(inventory)))
+    wk.defaults["ssh_inventory"] = str(inventory)  # a worker configures its executors itself
+    ssh.configure_ssh(wk.settings())
     yield wk
     ssh.EXECUTOR.configure(before)
 

@@ -44,6 +44,7 @@ class WorkerHarness:
         self.url = url
         self.tmp = tmp
         self.runs: list[tuple[asyncio.Task[int], asyncio.Event]] = []
+        self.defaults: dict[str, Any] = {}  # settings every worker of this harness gets
 
     # -- acting as the broker ---------------------------------------------------------------
     def _dispatch(
@@ -125,6 +126,7 @@ class WorkerHarness:
             "data_dir": str(self.tmp / "data"), "heartbeat_interval_s": 0.5,
             "heartbeat_ttl_s": 5.0, "block_ms": 200, "grace_period_s": 1.0, "kill_grace_s": 1.0,
         }
+        base.update(self.defaults)
         base.update(over)
         return WorkerSettings(**base)
 

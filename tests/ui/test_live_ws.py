@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from typing import Any
 
 import aiohttp
+import redis.asyncio as aredis
 from aiohttp import WSCloseCode, WSMsgType
 from aiohttp.test_utils import TestClient
+from helpers import wait_until
+
+from broker.api.hub import HUB
+from broker.keys import Keys
 
 WF = {"name": "live", "nodes": {"a": {"executor": "noop"}, "b": {"executor": "noop",
                                                                   "after": ["a"]}}}
@@ -101,3 +107,50 @@ async def test_shutdown_closes_sockets_with_going_away(make_client: Any) -> None
     await closing
     assert msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING)
     assert ws.close_code == WSCloseCode.GOING_AWAY
+
+
+async def _stalled_socket(host: str, port: int, token: str) -> tuple[Any, Any]:
+    """A websocket client that completes the handshake, then never reads (small buffer)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write((f"GET /api/v1/ws?token={token} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer
+
+
+async def test_a_stalled_client_is_dropped_and_the_others_get_everything(
+    make_client: Any, rds: aredis.Redis, keys: Keys
+) -> None:
+    client = await make_client()
+    hub = client.app[HUB]
+    hub.queue_size = 20  # new subscribers get a short queue
+    fast = await client.ws_connect(f"/api/v1/ws?token={client.token}")
+    assert (await fast.receive_json(timeout=10))["type"] == "hello"
+    _, stalled = await _stalled_socket(client.server.host, client.server.port, client.token)
+    await wait_until(lambda: _true(len(hub.subscribers) == 2), timeout_s=10,
+                     what="both clients subscribed")
+    n, pad = 3000, "x" * 2000  # ~6 MB: more than the socket buffers hold
+    for start in range(0, n, 500):
+        pipe = rds.pipeline(transaction=False)
+        for i in range(start, start + 500):
+            pipe.xadd(keys.events(), {"ts": str(i), "kind": "run", "run": "rx1",
+                                      "state": "running", "reason": pad})
+        await pipe.execute()
+    got = await _deltas(fast, lambda seen: len(seen) >= n)
+    assert [d["ts"] for d in got] == list(range(n))  # all of them, in order
+    await wait_until(lambda: _true(len(hub.subscribers) == 1), timeout_s=15,
+                     what="the stalled client to be dropped")
+    stalled.close()
+    await fast.close()
+
+
+async def _true(value: bool) -> bool:
+    return value

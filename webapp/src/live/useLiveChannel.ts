@@ -15,6 +15,8 @@ const FLUSH_MS = 100;
 const ETA_EVERY_MS = 2000;
 const OPERATIONS_EVERY_MS = 1500;
 const MAX_BACKOFF_MS = 10_000;
+/** Queries a reconnect never needs to refetch: layouts (derived, per shape) and the schema. */
+const STATIC_KEYS = new Set(['layout', 'schema']);
 
 class Throttle {
   private last = new Map<string, number>();
@@ -87,7 +89,7 @@ export function useLiveChannel(api: Api, qc: QueryClient, enabled: boolean): Liv
             attempt = 0;
             buffer = [];
             setStatus('live');
-            void qc.invalidateQueries(); // resync everything from REST
+            void qc.invalidateQueries({ predicate: (q) => !STATIC_KEYS.has(String(q.queryKey[0])) }); // resync from REST
           } else {
             buffer.push(frame);
           }
