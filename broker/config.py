@@ -46,6 +46,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     done_block_ms: int = 1000
     appendfsync: str = "everysec"
     policy_file: str | None = None  # deployment policy (broker/policy.py)
+    artifacts_url: str | None = None  # the store workers upload to; default {data_dir}/artifacts
+    s3_endpoint_url: str | None = None
     nodeworks_plugins: list[str] = []  # modules adding Nodeworks node types (workers need them too)
     log_json: bool = False
     # health and TLS (docs/operations.md)

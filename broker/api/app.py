@@ -26,6 +26,7 @@ from broker.api.auth import AUTH_STORE, auth_middleware
 from broker.api.errors import error_middleware
 from broker.api.history_keys import ARCHIVER, DB
 from broker.api.hub import hub_ctx
+from broker.api.logs_api import artifacts_ctx
 from broker.api.metrics import LATENCY
 from broker.api.metrics_latency import LatencyTracker
 from broker.api.routes import route_table
@@ -137,7 +138,7 @@ def create_app(settings: Settings) -> web.Application:
     app[NODEWORKS_PLUGINS] = load_plugins(settings.nodeworks_plugins)
     app[LATENCY] = LatencyTracker()
     app.cleanup_ctx.extend([history_ctx, redis_ctx, engine_ctx, archive_ctx, revisions_ctx,
-                            hub_ctx])
+                            hub_ctx, artifacts_ctx])
     setup_websockets(app)  # on_shutdown closes live sockets with GOING_AWAY
     app.add_routes(route_table())
     return app

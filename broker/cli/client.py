@@ -758,3 +758,7 @@ def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     from broker.cli.account_client import add_account_commands
 
     add_account_commands(sub, common)
+
+    from broker.cli.logs_client import add_log_commands
+
+    add_log_commands(sub, common)

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from broker.api.app import create_app, write_address_file
 from broker.api.appkeys import EMBEDDED, SETTINGS
+from broker.api.logs_api import artifact_store_url
 from broker.api.operations import SHUTDOWN
 from broker.auth.bootstrap import admin_token_path
 from broker.config import DEFAULT_PORT, Settings, default_home, settings_from_env
@@ -177,6 +178,8 @@ async def spawn_worker(
         str(slots),
         "--data-dir",
         str(Path(settings.data_dir) / "worker"),
+        "--artifacts",  # the store the broker serves downloads from
+        artifact_store_url(settings),
     ]
     if log_json:
         cmd.append("--log-json")

@@ -27,6 +27,7 @@ from worker.executors.outcome import classify, parse_error, parse_result, tail_t
 from worker.executors.paths import AttemptPaths
 from worker.executors.process import ProcessResult, run_process
 from worker.logs import task_extra
+from worker.logship import LogShipper
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -219,10 +220,12 @@ async def _run(handle: TaskHandle, ctx: ExecContext, build: LaunchBuilder) -> Co
     logger.info("%s/%s#%d started: %s", msg.run, msg.node, msg.attempt, prep.argv[0],
                 extra=task_extra(msg))
     try:
-        proc = await run_process(
-            prep.argv, env=prep.env, cwd=prep.cwd, log_path=paths.log,
-            timeout_s=msg.spec.timeout_s, stop=handle.stop_event(), kill_grace_s=ctx.kill_grace_s,
-        )
+        async with LogShipper(ctx.redis, ctx.keys, msg, paths.log):  # live tail into Redis
+            proc = await run_process(
+                prep.argv, env=prep.env, cwd=prep.cwd, log_path=paths.log,
+                timeout_s=msg.spec.timeout_s, stop=handle.stop_event(),
+                kill_grace_s=ctx.kill_grace_s,
+            )
     except OSError as e:
         reason = f"cannot start {prep.argv[0]!r}: {e}"
         return await asyncio.to_thread(
