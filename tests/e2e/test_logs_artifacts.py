@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from e2e.cluster import TOKENS, Cluster, api, publish_and_run, wait_run
 from helpers import wait_until
+
+from e2e.cluster import TOKENS, Cluster, api, publish_and_run, wait_run
 
 WF = {"name": "logs", "nodes": {
     "talk": {"command": "for i in 1 2 3; do echo line $i; done; "
