@@ -11,7 +11,7 @@ from playwright.async_api import expect
 
 from ui.conftest import UI, Shots, open_page
 
-LIVE_S = 30_000  # ms: deadline for a state to show up in the page
+LIVE_S = 45_000  # ms: deadline for a state to show up in the page (2 busy cores)
 
 
 def gated(gate: Path) -> dict[str, Any]:
@@ -33,11 +33,12 @@ async def test_login_with_a_token(ui: UI, browser: Any, shots: Shots) -> None:
     page = await open_page(browser, ui.url, None)
     await page.goto(ui.url + "/")
     await expect(page).to_have_url(f"{ui.url}/login?next=%2F")
+    await page.fill("input[name=token]", ui.token)
+    await shots.take(page, "login")
     await page.fill("input[name=token]", "dgb_wrong_token")
     await page.click("button[type=submit]")
     await expect(page.get_by_role("alert")).to_contain_text("invalid token")
     await page.fill("input[name=token]", ui.token)
-    await shots.take(page, "login")
     await page.click("button[type=submit]")
     await expect(page.get_by_test_id("live-status")).to_have_text("live", timeout=LIVE_S)
     await expect(page.get_by_test_id("runners")).to_contain_text("w1", timeout=LIVE_S)

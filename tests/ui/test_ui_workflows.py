@@ -12,7 +12,7 @@ from playwright.async_api import expect
 
 from ui.conftest import ROOT, UI, Shots
 
-LIVE_S = 30_000
+LIVE_S = 45_000  # ms: deadline for a state to show up in the page (2 busy cores)
 
 PIPELINE = {
     "name": "pipeline",
