@@ -91,11 +91,11 @@ async def test_recovers_when_a_class_stream_is_deleted(
 
 
 async def test_stale_entries_are_acked_without_completion(wk: WorkerHarness) -> None:
-    await wk.start()
     params = {"f": str(wk.tmp / "x")}
     await wk.push("gone", command="touch {{ f }}", state="cancelled", params=params)
     await wk.push("old", command="true", attempt=1)
     await wk.rds.hset(wk.keys.task("r1", "old"), "attempt", 2)  # re-dispatched meanwhile
+    await wk.start()  # only now: the worker must find both entries already stale
     q = wk.keys.queue("cpu")
 
     async def consumed() -> bool:
