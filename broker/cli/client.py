@@ -36,6 +36,7 @@ ADDRESS_FILE = "broker.json"
 HTTP_TIMEOUT_S = 30.0
 WATCH_INTERVAL_S = 0.5
 WATCH_RECONNECT_S = 60.0  # a watch survives a broker restart this long
+ETA_INTERVAL_S = 5.0  # how often a watch refreshes the run's estimate
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -221,6 +222,19 @@ def progress_key(run: Mapping[str, Any]) -> str:
 def format_progress(run: Mapping[str, Any], now_s: float) -> str:
     """`12:00:01 run r123 running  succeeded 3/10 running 2 ready 5 failed 0`."""
     return f"{format_clock(now_s)} {progress_key(run)}"
+
+
+def format_eta(eta: Mapping[str, Any], now_s: float) -> str:
+    """`ETA 12:04:10 (in 3m05s)` from GET /runs/{id}/eta; why not, when there is none."""
+    if eta.get("unserved_classes"):
+        return f"ETA unknown (no runner serves {', '.join(eta['unserved_classes'])})"
+    if eta.get("eta") is None:
+        return "ETA unknown"
+    left_s = max(0.0, eta["eta"] / 1000 - now_s)
+    minutes, seconds = divmod(int(left_s), 60)
+    left = f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+    guess = " (partly unknown durations)" if eta.get("unknown_durations") else ""
+    return f"ETA {format_clock(eta['eta'] / 1000)} (in {left}){guess}"
 
 
 def format_task_failure(task: Mapping[str, Any], now_s: float) -> str:
@@ -480,6 +494,22 @@ class RunWatcher:
         self._failed_seen: set[str] = set()
         self._failed_count = 0
         self._lost_since: float | None = None
+        self._eta_text = ""
+        self._eta_at = 0.0
+
+    def _eta(self, run: Mapping[str, Any]) -> str:
+        """The run's estimate, refreshed every ETA_INTERVAL_S while it runs."""
+        if run.get("state") in TERMINAL_RUN_STATES:
+            return ""
+        now = self.clock()
+        if now - self._eta_at >= ETA_INTERVAL_S:
+            self._eta_at = now
+            try:
+                self._eta_text = format_eta(self.client.request(
+                    "GET", f"runs/{self.run_id}/eta"), now)
+            except ClientError:
+                pass  # keep the last estimate; the broker may be restarting
+        return self._eta_text
 
     def watch(self) -> dict[str, Any]:
         """The final status document (the run is succeeded, failed or cancelled)."""
@@ -487,7 +517,10 @@ class RunWatcher:
             status = self._poll()
             if status is not None:
                 run = status.get("run") or {}
-                self.printer.update(format_progress(run, self.clock()), progress_key(run))
+                text = format_progress(run, self.clock())
+                eta = self._eta(run)
+                # the ETA rides along on the line; only progress changes print a new line
+                self.printer.update(f"{text}  {eta}" if eta else text, progress_key(run))
                 self._report_failures(run)
                 if run.get("state") in TERMINAL_RUN_STATES:
                     return dict(status)

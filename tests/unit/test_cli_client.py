@@ -527,3 +527,15 @@ def test_client_ignores_proxies_for_loopback(fake_broker: FakeBroker,
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:1")
     fake_broker.reply("POST", "/api/v1/workflow/cancel", (200, {"run": "r1", "state": "x"}))
     assert BrokerClient(fake_broker.url).cancel("r1") == {"run": "r1", "state": "x"}
+
+
+def test_format_eta() -> None:
+    from broker.cli.client import format_eta
+
+    now = 1_800_000_000.0
+    assert format_eta({"eta": (now + 185) * 1000, "unserved_classes": []}, now).endswith(
+        "(in 3m05s)")
+    assert format_eta({"eta": None, "unserved_classes": ["gpu"]}, now) == (
+        "ETA unknown (no runner serves gpu)")
+    assert "partly unknown" in format_eta(
+        {"eta": (now + 5) * 1000, "unserved_classes": [], "unknown_durations": 2}, now)
