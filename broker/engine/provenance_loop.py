@@ -15,6 +15,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from broker.engine.fields import set_field_if_exists
 from broker.engine.groups import ensure_group
 from broker.provenance import FINISHED, collect_manifest
 
@@ -66,7 +67,7 @@ class ProvenanceLoop:
         if manifest["state"] not in FINISHED:
             return False
         commit = await self.store.write(manifest)
-        await self.redis.hset(self.keys.run(run), "provenance", commit)
+        await set_field_if_exists(self.redis, self.keys.run(run), "provenance", commit)
         self.written += 1
         logger.info("run %s: provenance %s (%d tasks)", run, commit[:12], len(manifest["tasks"]))
         return True

@@ -16,9 +16,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import WatchError
-
 from broker.engine import queries
+from broker.engine.fields import set_field_if_exists
 from broker.engine.groups import ensure_group
 
 if TYPE_CHECKING:
@@ -154,17 +153,7 @@ class Archiver:
 
     async def _mark_archived(self, run: str, now: int) -> None:
         """Flag the run hash, unless it was deleted meanwhile (never resurrect a deleted run)."""
-        key = self.keys.run(run)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            try:
-                await pipe.watch(key)
-                if not await pipe.exists(key):
-                    return
-                pipe.multi()
-                pipe.hset(key, "archived", now)
-                await pipe.execute()
-            except WatchError:
-                logger.info("run %s changed while being archived; it will be archived again", run)
+        await set_field_if_exists(self.redis, self.keys.run(run), "archived", now)
 
     @staticmethod
     def _final_attempt(run: str, workflow: str, t: dict[str, Any]) -> tuple[Any, ...]:

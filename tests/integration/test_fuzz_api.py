@@ -211,10 +211,14 @@ async def test_hostile_query_args(client: TestClient, method: str, path: str, da
     names = documented_fields(build_spec(client.app)).get((method, path), [])
     keys = st.sampled_from([*names, "bogus", "limit", "run", "name"]) | hostile_text
     args = data.draw(st.lists(st.tuples(keys, hostile_text), max_size=5), label="query")
-    while len(urlencode(args)) > MAX_QUERY:  # longer request lines are the HTTP parser's
-        args.pop()
     ids = [data.draw(path_value(), label="id") for _ in re.findall(r"\{", path)]
     url = concrete(path, ids)
+    # longer request lines (path + query) are refused by aiohttp's HTTP parser before any
+    # handler, with a plain-text 400 (documented in docs/api.md)
+    while args and len(url) + len(urlencode(args)) > MAX_QUERY:
+        args.pop()
+    if len(url) > MAX_QUERY:
+        url = concrete(path, [i[: MAX_QUERY // (2 * len(ids))] for i in ids])
     before = await state(client)
     resp = await client.request(method, url, params=args)
     await check(client, resp, before, f"{method} {url} {args!r}")
