@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -36,6 +37,8 @@ from broker.auth.store import AuthStore
 from broker.config import Settings
 from broker.embedded_redis import EmbeddedRedis, check_redis_safe
 from broker.engine.engine import Engine
+from broker.history.archive import BATCH as ARCHIVE_BATCH
+from broker.history.archive import IDLE_S as ARCHIVE_IDLE_S
 from broker.history.archive import Archiver
 from broker.history.db import open_db
 from broker.nodeworks.library import load_plugins
@@ -109,7 +112,9 @@ async def _archive_loop(archiver: Archiver, stop: asyncio.Event) -> None:
     failures = 0
     while not stop.is_set():
         try:
-            await archiver.step()
+            if await archiver.step() < ARCHIVE_BATCH:  # caught up: let events accumulate
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), ARCHIVE_IDLE_S)
             failures = 0
         except asyncio.CancelledError:
             raise

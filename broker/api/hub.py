@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 QUEUE_SIZE = 1000  # deltas buffered per client before it counts as too slow
 OWNER_CACHE = 10_000  # run → owner lookups remembered
 READ_COUNT = 500  # entries per XREAD
+COALESCE_S = 0.15  # pause after catching up (UI deltas at most ~7 times a second)
 BLOCK_MS = 1000
 RUNNER_POLL_S = 2.0
 
@@ -163,7 +164,9 @@ class Hub:
             sub.offer(delta)
 
     async def read_once(self, last_id: str) -> str:
-        """One XREAD from `last_id`; publish what came; return the new position."""
+        """One XREAD from `last_id`; publish what came; return the new position. After a short
+        read (caught up) it pauses COALESCE_S, so deltas go out a few times a second in batches
+        rather than one wake-up per event."""
         # A read never brings more than half a queue: a client that keeps up never overflows.
         count = max(1, min(READ_COUNT, self.queue_size // 2))
         resp = await self.redis.xread({self.keys.events(): last_id}, count=count,
@@ -173,6 +176,8 @@ class Hub:
             last_id = entries[-1][0]
             deltas = [d for _, f in entries if f and (d := to_delta(f)) is not None]
             await self.publish(deltas)
+        if len(entries) < count:
+            await asyncio.sleep(COALESCE_S)
         return last_id
 
     async def start_position(self) -> str:

@@ -91,7 +91,7 @@ class Engine:
         s = self.settings
         self._tasks = [
             asyncio.create_task(
-                run_every("provenance", 0.01, self.provenance.read_once, self.stop_event),
+                run_every("provenance", 1.0, self.provenance.read_once, self.stop_event),
                 name="provenance",
             ),
             asyncio.create_task(

@@ -97,15 +97,21 @@ class ProvenanceLoop:
         self.store.close()
 
     async def read_once(self) -> int:
-        """Block up to block_ms for new events; handle them. Returns how many were read."""
-        resp = await self.redis.xreadgroup(
-            GROUP, self.consumer, {self.keys.events(): ">"}, count=BATCH, block=self.block_ms
-        )
-        n = 0
-        for _stream, entries in resp or []:
-            await self._handle(entries)
-            n += len(entries)
-        return n
+        """Read (without blocking) and handle every new event, batch after batch, until caught
+        up. Returns how many were read. Called every second by the engine: waking on each event
+        instead would compete with the completion path in the same process."""
+        total = 0
+        while True:
+            resp = await self.redis.xreadgroup(
+                GROUP, self.consumer, {self.keys.events(): ">"}, count=BATCH
+            )
+            n = 0
+            for _stream, entries in resp or []:
+                await self._handle(entries)
+                n += len(entries)
+            total += n
+            if n < BATCH:
+                return total
 
     async def claim_abandoned(self) -> int:
         """Retry entries left pending (a failed write, or a broker that died)."""

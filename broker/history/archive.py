@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 GROUP = "archiver"
+BATCH = 500
+IDLE_S = 0.5  # pause once caught up: batches instead of a wake-up per event
 FINAL_RUN = ("succeeded", "failed", "cancelled")
 ATTEMPT_END = ("succeeded", "failed", "retry_wait", "lost", "cancelled", "upstream_failed")
 
@@ -50,12 +52,12 @@ class Archiver:
     async def setup(self) -> None:
         await ensure_group(self.redis, self.keys.events(), GROUP)
 
-    async def step(self, block_ms: int = 1000) -> int:
-        """Read and apply one batch of events (pending ones of this consumer first)."""
+    async def step(self) -> int:
+        """Read (without blocking) and apply one batch of events, pending ones of this consumer
+        first. The caller pauses when a batch comes back short (caught up)."""
         for start in ("0", ">"):
             resp = await self.redis.xreadgroup(
-                GROUP, self.consumer, {self.keys.events(): start}, count=500,
-                block=None if start == "0" else block_ms,
+                GROUP, self.consumer, {self.keys.events(): start}, count=BATCH,
             )
             entries = resp[0][1] if resp else []
             entries = [(i, f) for i, f in entries if f]
