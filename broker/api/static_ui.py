@@ -55,8 +55,12 @@ async def asset(request: web.Request) -> web.StreamResponse:
     if dist is None:
         raise web.HTTPNotFound()
     root = (dist / "assets").resolve()
-    path = (root / name).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+    try:
+        path = (root / name).resolve()
+        found = path.is_relative_to(root) and path.is_file()
+    except (OSError, ValueError):  # a name too long for the filesystem, or with a NUL byte
+        found = False
+    if not found:
         raise web.HTTPNotFound()
     return web.FileResponse(path, headers=IMMUTABLE)
 

@@ -63,13 +63,7 @@ def app_routes(app: web.Application, methods: tuple[str, ...]) -> list[tuple[str
 
 
 # 500s found here in handlers this suite does not own: each stays marked until fixed there.
-KNOWN_500 = {
-    ("GET", "/assets/{name}"): (
-        "broker/api/static_ui.py asset(): with webapp/dist built, a name over 255 bytes makes "
-        "is_file() raise OSError(ENAMETOOLONG) and a NUL makes resolve() raise ValueError; "
-        "both should answer 404"
-    ),
-}
+KNOWN_500: dict[tuple[str, str], str] = {}  # (method, path) → why it still answers 500
 
 
 def routes(methods: tuple[str, ...]) -> list[tuple[str, str]]:
