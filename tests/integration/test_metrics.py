@@ -89,7 +89,11 @@ async def test_metrics_follow_a_run(worker: Any) -> None:
     async def settled() -> Samples | None:
         m = await scrape()
         running = value(m, "dagbroker_tasks", state="running")
-        return m if running == 1 and value(m, "dagbroker_tasks", state="ready") == 1 else None
+        # the histograms fold the events stream at each scrape, after the counters were read,
+        # so a scrape can see `slow` running before its start event is folded in: wait for both
+        folded = value(m, "dagbroker_dispatch_latency_seconds_count")
+        ok = running == 1 and value(m, "dagbroker_tasks", state="ready") == 1 and folded
+        return m if ok else None
 
     m = await wait_until(settled, 30, what="a, b done; slow running; late ready")
     assert value(m, "dagbroker_tasks", state="succeeded") == 2

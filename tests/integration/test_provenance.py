@@ -141,7 +141,11 @@ async def test_redelivery_is_idempotent_and_janitor_writes_first(
     await alice.call("POST", "workflow/cancel", {"run": ex["run"]})
     first = await alice.manifest(ex["run"])
     assert first["state"] == "cancelled"
-    assert await engine.redis.hget(engine.keys.run(ex["run"]), "provenance") == first["commit"]
+
+    async def recorded() -> Any:  # the run hash gets the commit right after the git write
+        return await engine.redis.hget(engine.keys.run(ex["run"]), "provenance")
+
+    assert await wait_until(recorded, 10, what="the commit on the run") == first["commit"]
 
     # a restarted broker reading the whole stream again writes nothing new
     repo = engine.settings.data_path / "workflows.git"
