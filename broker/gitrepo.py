@@ -11,6 +11,7 @@ older than `stale_lock_s`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -19,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dulwich.errors import NotTreeError
 from dulwich.file import FileLocked
@@ -229,3 +230,28 @@ def list_dir(repo: Repo, commit: Commit, path: str) -> dict[str, bytes]:
     if not isinstance(sub, Tree):
         return {}
     return {e.path.decode(): e.sha for e in sub.items()}
+
+
+class GitStore:
+    """Base of the stores kept in the data dir's repository: one Repo opened lazily, and every
+    (synchronous) dulwich call run in a thread, one at a time."""
+
+    def __init__(self, path: Path, *, stale_lock_s: float = STALE_LOCK_S) -> None:
+        self.path = path
+        self.stale_lock_s = stale_lock_s
+        self._lock = asyncio.Lock()
+        self._repo: Repo | None = None
+
+    def _open(self) -> Repo:
+        if self._repo is None:
+            self._repo = open_repo(self.path, self.stale_lock_s)
+        return self._repo
+
+    def close(self) -> None:
+        if self._repo is not None:
+            self._repo.close()
+            self._repo = None
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        async with self._lock:
+            return await asyncio.to_thread(fn, *args)

@@ -12,10 +12,8 @@ writer killed in between is repeated on the next attempt (entries are de-duplica
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 from dulwich.objects import Blob
@@ -34,28 +32,8 @@ def is_sha256(text: str) -> bool:
     return bool(_SHA256.match(text))
 
 
-class ProvenanceStore:
+class ProvenanceStore(gitrepo.GitStore):
     """write / read manifests, look up a sha256. One lock per store; dulwich in a thread."""
-
-    def __init__(self, path: Path, *, stale_lock_s: float = gitrepo.STALE_LOCK_S) -> None:
-        self.path = path
-        self.stale_lock_s = stale_lock_s
-        self._lock = asyncio.Lock()
-        self._repo: Repo | None = None
-
-    def _open(self) -> Repo:
-        if self._repo is None:
-            self._repo = gitrepo.open_repo(self.path, self.stale_lock_s)
-        return self._repo
-
-    def close(self) -> None:
-        if self._repo is not None:
-            self._repo.close()
-            self._repo = None
-
-    async def _call(self, fn: Any, *args: Any) -> Any:
-        async with self._lock:
-            return await asyncio.to_thread(fn, *args)
 
     async def has(self, run: str) -> bool:
         return await self._call(self._commit_of, run) is not None  # type: ignore[no-any-return]

@@ -15,11 +15,9 @@ a thread. The remembered state of fetched URLs (ETag, Last-Modified) lives under
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -100,28 +98,8 @@ class _Wf:
         return f"{self.dir}/{self.name}.{ext}"
 
 
-class RevisionStore:
+class RevisionStore(gitrepo.GitStore):
     """save / load / history / diff / delete / names of workflows, per owner."""
-
-    def __init__(self, path: Path, *, stale_lock_s: float = gitrepo.STALE_LOCK_S) -> None:
-        self.path = path
-        self.stale_lock_s = stale_lock_s
-        self._lock = asyncio.Lock()
-        self._repo: Repo | None = None
-
-    def _open(self) -> Repo:
-        if self._repo is None:
-            self._repo = gitrepo.open_repo(self.path, self.stale_lock_s)
-        return self._repo
-
-    def close(self) -> None:
-        if self._repo is not None:
-            self._repo.close()
-            self._repo = None
-
-    async def _call(self, fn: Any, *args: Any) -> Any:
-        async with self._lock:
-            return await asyncio.to_thread(fn, *args)
 
     # -- async API ----------------------------------------------------------------------------
     async def save(
