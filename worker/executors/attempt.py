@@ -73,6 +73,28 @@ def task_values(msg: TaskMessage) -> dict[str, Any]:
     }
 
 
+def render_command(
+    msg: TaskMessage, executor: str
+) -> tuple[list[str], dict[str, str], str | None]:
+    """(argv, the task's own env, workdir) with placeholders rendered, for executors that run a
+    `command` elsewhere (slurm, ssh): a string runs under `/bin/sh -c` with every substituted
+    value shell-quoted, a list runs as argv. LaunchError for a missing command or placeholder."""
+    values = task_values(msg)
+    command = msg.spec.command
+    try:
+        if isinstance(command, str):
+            argv = ["/bin/sh", "-c", render(command, values, shell_quote=True)]
+        elif isinstance(command, list) and command:
+            argv = [render(arg, values) for arg in command]
+        else:
+            raise LaunchError(f"a {executor} task needs a command")
+        env = {k: render(v, values) for k, v in msg.spec.env.items()}
+        workdir = render(msg.spec.workdir, values) if msg.spec.workdir else None
+    except KeyError as e:
+        raise LaunchError(f"unknown placeholder {{{{ {e.args[0]} }}}}") from e
+    return argv, env, workdir
+
+
 def task_env(
     ctx: ExecContext, msg: TaskMessage, values: Mapping[str, Any], paths: AttemptPaths,
     extra: Mapping[str, str],

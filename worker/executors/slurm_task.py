@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from broker.core.template import render
 from broker.wire import Completion, Outcome
-from worker.executors.attempt import LaunchError, task_values
+from worker.executors.attempt import LaunchError, render_command
 from worker.executors.outcome import parse_result, tail_text
 from worker.executors.slurm_logs import copy_new, remove_output
 from worker.executors.slurm_script import Element, check_env
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
     from worker.executors.slurm_state import ElementState
     from worker.handle import TaskHandle
 
-SHELL = "/bin/sh"
 TAIL_READ_BYTES = 16 * 1024
 
 
@@ -35,19 +33,7 @@ def now_ms() -> int:
 
 def build_element(msg: TaskMessage, paths: AttemptPaths) -> Element:
     """The task's argv, env and directory with placeholders rendered (LaunchError if not)."""
-    values = task_values(msg)
-    command = msg.spec.command
-    try:
-        if isinstance(command, str):
-            argv = [SHELL, "-c", render(command, values, shell_quote=True)]
-        elif isinstance(command, list) and command:
-            argv = [render(arg, values) for arg in command]
-        else:
-            raise LaunchError("a slurm task needs a command")
-        env = {k: render(v, values) for k, v in msg.spec.env.items()}
-        cwd = render(msg.spec.workdir, values) if msg.spec.workdir else None
-    except KeyError as e:
-        raise LaunchError(f"unknown placeholder {{{{ {e.args[0]} }}}}") from e
+    argv, env, cwd = render_command(msg, "slurm")
     env.update(
         DAGB_RUN=msg.run, DAGB_NODE=msg.node, DAGB_TASK=msg.tpl, DAGB_ATTEMPT=str(msg.attempt),
         DAGB_RESULT=str(paths.result), DAGB_INPUTS=str(paths.inputs),

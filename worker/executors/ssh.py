@@ -25,9 +25,8 @@ from typing import TYPE_CHECKING, Any
 import asyncssh
 import msgspec
 
-from broker.core.template import render
 from broker.wire import Completion, Outcome
-from worker.executors.attempt import task_values
+from worker.executors.attempt import LaunchError, render_command
 from worker.executors.base import register_executor
 from worker.executors.inputs import fetch_inputs
 from worker.executors.outcome import RESULT_MAX_BYTES, parse_result, tail_text
@@ -62,7 +61,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SHELL = "/bin/sh"
 TAIL_READ_BYTES = 16 * 1024
 CONNECT_ERRORS = (OSError, asyncssh.Error, TimeoutError)
 
@@ -102,19 +100,11 @@ def _finish_log(log: Path, note: str, work: Path) -> str:
 
 def build_command(msg: TaskMessage) -> tuple[list[str], dict[str, str], Path | None]:
     """→ (argv, the task's own env, local workdir or None), placeholders rendered."""
-    values = task_values(msg)
-    command = msg.spec.command
     try:
-        if isinstance(command, str):
-            argv = [SHELL, "-c", render(command, values, shell_quote=True)]
-        elif isinstance(command, list) and command:
-            argv = [render(arg, values) for arg in command]
-        else:
-            raise TaskError("an ssh task needs a command")
-        env = {k: render(v, values) for k, v in msg.spec.env.items()}
-        workdir = Path(render(msg.spec.workdir, values)) if msg.spec.workdir else None
-    except KeyError as e:
-        raise TaskError(f"unknown placeholder {{{{ {e.args[0]} }}}}") from e
+        argv, env, text = render_command(msg, "ssh")
+    except LaunchError as e:
+        raise TaskError(str(e)) from e
+    workdir = Path(text) if text else None
     return argv, env, workdir
 
 
