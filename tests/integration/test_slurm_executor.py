@@ -109,13 +109,22 @@ async def test_cancel_scancels_the_job(sk: WorkerHarness, slurm_env: SlurmCluste
         return log.exists() and "started" in read_text(log)
 
     await wait_until(streamed, 30.0, what="the job's output in the attempt log")
-    assert element(slurm_env, job)["JobState"] == "RUNNING"
+
+    async def shipped() -> bool:  # and from there, live, to the task's log stream in Redis
+        entries = await sk.rds.xrange(sk.keys.log("r1", "long"))
+        return any(f["line"] == "started" and f["attempt"] == "1" for _, f in entries)
+
+    await wait_until(shipped, 30.0, what="the job's output in dagb:log")
+    assert element(slurm_env, job)["JobState"] == "RUNNING"  # (still running meanwhile)
     await sk.rds.xadd(sk.keys.control(settings.runner_id),
                       {"op": "cancel", "run": "r1", "node": "long"})
     c = await sk.completion("long", timeout_s=30)
     assert (c.outcome, c.reason) == (Outcome.CANCELLED, "cancelled")
     assert element(slurm_env, job)["JobState"] == "CANCELLED"
     assert "started" in c.tail
+    lines = [f["line"] for _, f in await sk.rds.xrange(sk.keys.log("r1", "long"))]
+    assert lines.count("started") == 1  # shipped once
+    assert any("cancelled" in line for line in lines)  # the worker's closing note too
 
 
 async def test_timeout_scancels_the_job(sk: WorkerHarness, slurm_env: SlurmCluster) -> None:

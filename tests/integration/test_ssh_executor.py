@@ -118,6 +118,26 @@ async def test_cancel_kills_the_remote_process_group(sw: WorkerHarness) -> None:
     await wait_until(process_gone(pid), 10.0, what="the remote sleep to be killed")
 
 
+async def test_output_streams_live_to_redis(sw: WorkerHarness) -> None:
+    gate = sw.tmp / "gate"
+    await sw.start()
+    await sw.push("chatty", "ssh", host="lo",
+                  command=f"echo first; echo second >&2; while [ ! -e {gate} ]; do sleep 0.1; done")
+
+    async def shipped() -> list[str] | None:
+        lines = [f["line"] for _, f in await sw.rds.xrange(sw.keys.log("r1", "chatty"))]
+        return lines if {"first", "second"} <= set(lines) else None
+
+    lines = await wait_until(shipped, 20.0, what="the remote output in dagb:log")
+    assert await sw.rds.hget(sw.keys.task("r1", "chatty"), "state") == "running"
+    assert lines == ["first", "second"]
+    gate.touch()
+    c = await sw.completion("chatty", timeout_s=20)
+    assert c.outcome is Outcome.SUCCEEDED, c.reason
+    lines = [f["line"] for _, f in await sw.rds.xrange(sw.keys.log("r1", "chatty"))]
+    assert lines == ["first", "second"]  # nothing shipped twice
+
+
 async def test_timeout_kills_what_ignores_sigterm(sw: WorkerHarness) -> None:
     pidfile = sw.tmp / "stubborn.pid"
     await sw.start(kill_grace_s=0.5)

@@ -42,6 +42,7 @@ from worker.executors.slurm_script import (
 from worker.executors.slurm_task import Tracked, build_element, finish, now_ms
 from worker.executors.slurm_watch import watch
 from worker.logs import task_extra
+from worker.logship import LogShippers
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -77,10 +78,14 @@ class SlurmExecutor:
         await self._prepare(fresh, ctx)
         for group in self._groups([t for t in fresh if t.early is None], ctx.runner_id):
             await self._submit(group, ctx, env)
-        await watch(tracked, self.config, env)
-        return list(await asyncio.gather(
-            *(asyncio.to_thread(finish, t, ctx.runner_id) for t in tracked)
-        ))
+        # live logs: each poll copies new element output into the attempt logs, shipped from
+        # there; the last copy and the worker's note (in finish) go out when the block exits
+        async with LogShippers(ctx.redis, ctx.keys, [(t.msg, t.paths.log) for t in tracked],
+                               interval_s=min(1.0, self.config.poll_interval_s)):
+            await watch(tracked, self.config, env)
+            return list(await asyncio.gather(
+                *(asyncio.to_thread(finish, t, ctx.runner_id) for t in tracked)
+            ))
 
     async def _prepare(self, tracked: list[Tracked], ctx: ExecContext) -> None:
         for t in tracked:

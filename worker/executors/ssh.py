@@ -50,6 +50,7 @@ from worker.executors.ssh_remote import (
 from worker.executors.ssh_run import RemoteExit, run_remote
 from worker.executors.ssh_session import HostSession
 from worker.logs import task_extra
+from worker.logship import LogShippers
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -229,10 +230,12 @@ class SshExecutor:
         for h in tasks:
             by_host.setdefault(h.msg.spec.host or "", []).append(h)
         done: dict[tuple[str, str], Completion] = {}
-        for results in await asyncio.gather(
-            *(self._run_host(name, handles, ctx) for name, handles in by_host.items())
-        ):
-            done.update(results)
+        logs = [(h.msg, AttemptPaths.for_task(ctx.data_dir, h.msg).log) for h in tasks]
+        async with LogShippers(ctx.redis, ctx.keys, logs):  # live: the channels write the logs
+            for results in await asyncio.gather(
+                *(self._run_host(name, handles, ctx) for name, handles in by_host.items())
+            ):
+                done.update(results)
         return [done[h.key] for h in tasks]
 
     async def _run_host(

@@ -40,7 +40,7 @@ class RemoteExit:
 
 def _open_log(path: Path) -> IO[bytes]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path.open("ab")
+    return path.open("ab", buffering=0)  # unbuffered: the log shipper tails this file
 
 
 async def _pump(reader: asyncssh.SSHReader[bytes], log_path: Path) -> None:
