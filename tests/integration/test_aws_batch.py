@@ -8,6 +8,8 @@ that a cancel or a timeout must TerminateJob them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from broker.spec import TaskSpec
 from broker.wire import Outcome, TaskMessage
 from worker.executors.aws_batch import AwsBatchExecutor
 from worker.executors.aws_config import AwsBatchConfig
+from worker.executors.aws_logs import LOG_GROUP, JobLogTail, stream_of
 from worker.executors.base import ExecContext
 from worker.handle import TaskHandle
 
@@ -120,6 +123,47 @@ async def test_single_job_succeeds(env: BatchEnv, ctx: ExecContext, tmp_path: Pa
         "VCPU": "2", "MEMORY": "512"}
     log = (tmp_path / "logs" / "r1" / "a" / "attempt-1.log").read_text()
     assert f"aws batch job {job['jobId']} submitted" in log and "SUCCEEDED" in log
+
+
+async def test_log_notes_stream_live_to_redis(env: BatchEnv, ctx: ExecContext,
+                                              rds: aredis.Redis, keys: Keys) -> None:
+    [c] = await executor(env).run_batch([handle("a")], ctx)
+    assert c.outcome is Outcome.SUCCEEDED, c.reason
+    lines = [f["line"] for _, f in await rds.xrange(keys.log("r1", "a"))]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("[dagbroker] aws batch job ") and "submitted" in lines[0]
+    assert "SUCCEEDED" in lines[1]
+
+
+async def test_container_output_is_copied_from_cloudwatch(env: BatchEnv, tmp_path: Path) -> None:
+    """What Batch's awslogs driver writes (put here by the test, as the container would)
+    reaches the attempt log; each pull appends only what is new."""
+    cw = boto3.client("logs", **env.moto.client_kwargs())
+    stream = f"dagb/default/{uuid.uuid4().hex}"
+    with contextlib.suppress(cw.exceptions.ResourceAlreadyExistsException):
+        cw.create_log_group(logGroupName=LOG_GROUP)
+    cw.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+
+    def put(*messages: str) -> None:
+        t = int(time.time() * 1000)
+        cw.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream,
+                          logEvents=[{"timestamp": t, "message": m} for m in messages])
+
+    ex = executor(env)
+    assert ex.config is not None
+    log = tmp_path / "attempt-1.log"
+    tail = JobLogTail(log)
+    async with ex.client(ex.config, "logs") as logs:
+        assert await tail.pull(logs) == 0  # no stream known yet (job not started)
+        tail.stream = stream
+        put("step 1", "step 2")
+        assert await tail.pull(logs) == 2
+        assert await tail.pull(logs) == 0
+        put("step 3")
+        assert await tail.pull(logs) == 1
+    assert log.read_text() == "step 1\nstep 2\nstep 3\n"
+    assert stream_of({"container": {"logStreamName": stream}}) == stream
+    assert stream_of({"container": {}}) is None
 
 
 async def test_batch_of_same_shape_is_one_array_job(env: BatchEnv, ctx: ExecContext) -> None:

@@ -5,7 +5,9 @@ job definition (registered once, found again by name) and go out as one array jo
 job for a lone task; several arrays if the commands do not fit one request). The executor
 then polls DescribeJobs with exponential backoff and maps each job's final status to a
 completion: SUCCEEDED, or FAILED with Batch's statusReason and the container's exit code.
-A cancel or shutdown stops a task by TerminateJob at once; so does its timeout.
+A cancel or shutdown stops a task by TerminateJob at once; so does its timeout. Each poll
+also copies the new container output of started jobs from CloudWatch Logs into the attempt
+logs (aws_logs.py), which are shipped live to `dagb:log` with the executor's own notes.
 
 The executor is offered only by a worker configured with a job queue (`enable_aws_batch`).
 aiobotocore is imported on first use. Jobs run on AWS, not on the worker: DAGB_RESULT,
@@ -35,9 +37,11 @@ from worker.executors.aws_jobs import (
     job_shape,
     task_script,
 )
+from worker.executors.aws_logs import JobLogTail, stream_of
 from worker.executors.base import register_executor
 from worker.executors.paths import AttemptPaths
 from worker.logs import task_extra
+from worker.logship import LogShippers
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -66,6 +70,7 @@ class _Slot:
     job_id: str
     array_id: str | None
     deadline: float | None  # loop time
+    log: JobLogTail  # the container's CloudWatch stream → the attempt log
     misses: int = 0
 
 
@@ -80,12 +85,13 @@ class _Call:
     """One run_batch: submit the tasks, watch their jobs, collect a completion per task."""
 
     def __init__(
-        self, executor: AwsBatchExecutor, config: AwsBatchConfig, client: Any, ctx: ExecContext,
-        tasks: Sequence[TaskHandle],
+        self, executor: AwsBatchExecutor, config: AwsBatchConfig, client: Any, logs: Any,
+        ctx: ExecContext, tasks: Sequence[TaskHandle],
     ) -> None:
         self.executor = executor
         self.config = config
         self.batch = client
+        self.logs = logs  # CloudWatch Logs client
         self.ctx = ctx
         self.tasks = tasks
         self.done: dict[int, Completion] = {}
@@ -181,6 +187,7 @@ class _Call:
                 index=i, handle=h, job_id=f"{job_id}:{k}" if array else job_id,
                 array_id=job_id if array else None,
                 deadline=self.loop.time() + timeout_s if timeout_s else None,
+                log=JobLogTail(self._log_path(h)),
             ))
             notes.append((self._log_path(h), f"aws batch job {slots[-1].job_id} submitted "
                                              f"to {self.config.job_queue}"))
@@ -264,8 +271,13 @@ class _Call:
         if jobs is None:
             return
         items = []
+        pulls = []
         for job_id, slot in list(pending.items()):
             job = jobs.get(job_id)
+            if job is not None and (stream := stream_of(job)):
+                slot.log.stream = stream
+            if slot.log.stream is not None:
+                pulls.append(slot.log.pull(self.logs))  # before its end note, if it ended
             if job is None:
                 slot.misses += 1
                 if slot.misses >= MAX_MISSES:
@@ -280,6 +292,7 @@ class _Call:
                 result, code, reason = outcome
                 note = f"aws batch job {job_id} {job['status']}" + (f": {reason}" if reason else "")
                 items.append((slot.index, result, code, reason, note))
+        await asyncio.gather(*pulls)
         if items:
             await self.finish(items)
 
@@ -320,12 +333,12 @@ class AwsBatchExecutor:
         self._definitions: dict[str, str] = {}  # job definition name → ARN
         self._lock = asyncio.Lock()
 
-    def client(self, config: AwsBatchConfig) -> Any:
+    def client(self, config: AwsBatchConfig, service: str = "batch") -> Any:
         if self._session is None:
             from aiobotocore.session import get_session
 
             self._session = get_session()
-        return self._session.create_client("batch", **config.client_kwargs())
+        return self._session.create_client(service, **config.client_kwargs())
 
     async def definition(self, client: Any, shape: JobShape, config: AwsBatchConfig) -> str:
         """The ARN of the job definition for this shape: cached, found by name, or registered."""
@@ -352,8 +365,12 @@ class AwsBatchExecutor:
         if config is None:
             reason = f"aws_batch is not configured on runner {ctx.runner_id} (no job queue)"
             return [_failed(h, ctx, reason) for h in tasks]
-        async with self.client(config) as client:
-            return await _Call(self, config, client, ctx, tasks).run()
+        logs = [(h.msg, AttemptPaths.for_task(ctx.data_dir, h.msg).log) for h in tasks]
+        async with (
+            self.client(config) as client, self.client(config, "logs") as cloudwatch,
+            LogShippers(ctx.redis, ctx.keys, logs),  # notes and container output, live
+        ):
+            return await _Call(self, config, client, cloudwatch, ctx, tasks).run()
 
 
 def _failed(h: TaskHandle, ctx: ExecContext, reason: str) -> Completion:
