@@ -27,10 +27,12 @@ from helpers import free_port  # noqa: E402
 class RedisServer:
     """A throwaway redis-server process on a loopback port, started by the tests."""
 
-    def __init__(self, workdir: Path, port: int | None = None, appendonly: bool = False) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, appendonly: bool = False,
+                 bind: tuple[str, ...] = ("127.0.0.1",)) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.bind = bind  # listen addresses; keep 127.0.0.1 (`url`, the start probe)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -44,7 +46,7 @@ class RedisServer:
             "--port",
             str(self.port),
             "--bind",
-            "127.0.0.1",
+            *self.bind,
             "--dir",
             str(self.workdir),
             "--save",

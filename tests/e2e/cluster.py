@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,12 @@ class Cluster:
         return proc
 
     def start_broker(
-        self, *extra: str, port: int | None = None, tls: ssl.SSLContext | None = None
+        self, *extra: str, port: int | None = None, tls: ssl.SSLContext | None = None,
+        host: str = "127.0.0.1",
     ) -> tuple[Proc, str]:
         """`tls`: the broker serves HTTPS (give --tls-cert/--tls-key in `extra`); the
-        readiness probe connects with this client context."""
+        readiness probe connects with this client context. `host`: the address it listens on
+        (and the returned URL's)."""
         port = port or free_port()
         args = [
             sys.executable,
@@ -81,6 +84,8 @@ class Cluster:
             self.redis_url,
             "--prefix",
             self.prefix,
+            "--host",
+            host,
             "--port",
             str(port),
             "--data-dir",
@@ -88,7 +93,7 @@ class Cluster:
             *extra,
         ]
         proc = self._spawn(f"broker-{port}", args)
-        url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        url = f"{'https' if tls else 'http'}://{host}:{port}"
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -109,13 +114,18 @@ class Cluster:
         classes: str = "cpu",
         slots: int = 2,
         heartbeat_ttl: float = 2.0,
+        wrap: Sequence[str] = (),
+        redis_url: str | None = None,
     ) -> Proc:
+        """`wrap`: an argv prefix (e.g. `ip netns exec NS`); `redis_url`: the worker's own
+        route to the cluster's Redis (default the cluster's)."""
         args = [
+            *wrap,
             sys.executable,
             "-m",
             "worker",
             "--redis-url",
-            self.redis_url,
+            redis_url or self.redis_url,
             "--prefix",
             self.prefix,
             "--classes",
