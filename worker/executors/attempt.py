@@ -3,6 +3,11 @@
 An executor only says *what* to run (`Launch`, built from the message and the template
 values); this module renders env and workdir, writes DAGB_INPUTS, runs the process in its
 own group (timeout, stop), and turns what happened into a Completion.
+
+*How* the prepared attempt runs is a `ProcessRunner`: by default a new process
+(`spawn_process`); the python executor passes one that hands a callable to a warm interpreter
+(worker/executors/pywarm.py). Everything before and after (inputs, env, live log, outputs,
+result and error files, the Completion) is the same either way.
 """
 
 from __future__ import annotations
@@ -110,10 +115,32 @@ def task_env(
 
 
 @dataclass(frozen=True)
-class _Prepared:
+class Prepared:
+    """An attempt ready to start: its files are written and its inputs staged."""
+
     argv: list[str]
     env: dict[str, str]
     cwd: str | None
+
+
+class ProcessRunner(Protocol):
+    """Runs a prepared attempt to its end, output appended to `paths.log`, honouring the
+    task's timeout and stop; OSError when it cannot start."""
+
+    async def __call__(
+        self, handle: TaskHandle, prep: Prepared, paths: AttemptPaths, ctx: ExecContext
+    ) -> ProcessResult: ...
+
+
+async def spawn_process(
+    handle: TaskHandle, prep: Prepared, paths: AttemptPaths, ctx: ExecContext
+) -> ProcessResult:
+    """The default runner: a new process in its own group (see process.py)."""
+    return await run_process(
+        prep.argv, env=prep.env, cwd=prep.cwd, log_path=paths.log,
+        timeout_s=handle.msg.spec.timeout_s, stop=handle.stop_event(),
+        kill_grace_s=ctx.kill_grace_s,
+    )
 
 
 def _make_workdir(work: Path) -> None:
@@ -139,7 +166,7 @@ def _write_files(paths: AttemptPaths, inputs: dict[str, Any], files: Mapping[Pat
 
 async def _prepare(
     msg: TaskMessage, ctx: ExecContext, build: LaunchBuilder, paths: AttemptPaths
-) -> _Prepared:
+) -> Prepared:
     values = task_values(msg)
     try:
         launch = build(msg, values, paths, ctx)
@@ -155,7 +182,7 @@ async def _prepare(
         cwd = await prepare_workdir(ctx, msg, paths.work, cwd)  # stages spec.inputs
     except ArtifactError as e:
         raise LaunchError(str(e)) from e
-    return _Prepared(launch.argv, env, cwd)
+    return Prepared(launch.argv, env, cwd)
 
 
 def _read(path: Path, last_bytes: int | None = None) -> bytes | None:
@@ -224,7 +251,9 @@ def _ended_early(
     )
 
 
-async def _run(handle: TaskHandle, ctx: ExecContext, build: LaunchBuilder) -> Completion:
+async def _run(
+    handle: TaskHandle, ctx: ExecContext, build: LaunchBuilder, runner: ProcessRunner
+) -> Completion:
     msg = handle.msg
     paths = AttemptPaths.for_task(ctx.data_dir, msg)
     started_at_ms = now_ms()
@@ -243,11 +272,7 @@ async def _run(handle: TaskHandle, ctx: ExecContext, build: LaunchBuilder) -> Co
                 extra=task_extra(msg))
     try:
         async with LogShipper(ctx.redis, ctx.keys, msg, paths.log):  # live tail into Redis
-            proc = await run_process(
-                prep.argv, env=prep.env, cwd=prep.cwd, log_path=paths.log,
-                timeout_s=msg.spec.timeout_s, stop=handle.stop_event(),
-                kill_grace_s=ctx.kill_grace_s,
-            )
+            proc = await runner(handle, prep, paths, ctx)
     except OSError as e:
         reason = f"cannot start {prep.argv[0]!r}: {e}"
         return await asyncio.to_thread(
@@ -258,13 +283,14 @@ async def _run(handle: TaskHandle, ctx: ExecContext, build: LaunchBuilder) -> Co
 
 
 async def run_attempt(
-    handle: TaskHandle, ctx: ExecContext, build: LaunchBuilder
+    handle: TaskHandle, ctx: ExecContext, build: LaunchBuilder,
+    runner: ProcessRunner = spawn_process,
 ) -> Completion:
     """Run one task to a Completion; never raises for the task's own failure."""
     msg = handle.msg
     started_at_ms = now_ms()
     try:
-        completion = await _run(handle, ctx, build)
+        completion = await _run(handle, ctx, build, runner)
     except Exception as e:
         logger.exception("%s/%s#%d: worker error", msg.run, msg.node, msg.attempt,
                          extra=task_extra(msg))

@@ -1,8 +1,11 @@
 """python: a callable ("pkg.mod:func"), an inline script, or a script path, in a subprocess.
 
-Never on the worker's own loop: a callable runs through `python -m worker.pyrun`, which
-imports it, calls it with the rendered kwargs (and `inputs=` if it takes that), and writes
-its return value as the result.
+Never on the worker's own loop. The callables of a batch run in warm interpreters
+(`python -m worker.pyserve`, see pywarm.py) that import once and run many tasks; each task
+runs as `python -m worker.pyrun` would run it alone: import, call with the rendered kwargs
+(and `inputs=` if it takes that), its return value written as the result. The Launch below
+is that pyrun command; a warm interpreter takes its env (DAGB_KWARGS, DAGB_ERROR, …) and the
+callable from it. Inline scripts and script paths run one process each.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ import msgspec
 from broker.core.template import render, render_any
 from worker.executors.attempt import Launch, LaunchError, run_attempt
 from worker.executors.base import register_executor
+from worker.executors.pywarm import run_warm
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from broker.wire import Completion, TaskMessage
+    from worker.executors.attempt import ProcessRunner
     from worker.executors.base import ExecContext
     from worker.executors.paths import AttemptPaths
     from worker.handle import TaskHandle
@@ -79,7 +84,19 @@ class PythonExecutor:
     marks_running = True
 
     async def run_batch(self, tasks: Sequence[TaskHandle], ctx: ExecContext) -> list[Completion]:
-        return list(await asyncio.gather(*(run_attempt(h, ctx, build_python) for h in tasks)))
+        """Callables in warm interpreters (pywarm.py); scripts and commands one process each."""
+        warm = [h for h in tasks if h.msg.spec.callable]
+        cold = [h for h in tasks if not h.msg.spec.callable]
+
+        async def attempt(handle: TaskHandle, runner: ProcessRunner) -> Completion:
+            return await run_attempt(handle, ctx, build_python, runner)
+
+        done_warm, done_cold = await asyncio.gather(
+            run_warm(warm, ctx, attempt),
+            asyncio.gather(*(run_attempt(h, ctx, build_python) for h in cold)),
+        )
+        by_key = dict(zip((h.key for h in warm + cold), [*done_warm, *done_cold], strict=True))
+        return [by_key[h.key] for h in tasks]
 
 
 register_executor(PythonExecutor())
