@@ -9,9 +9,10 @@ network namespace they ran in; the second test cuts the link mid-run.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from conftest import RedisServer
 from helpers import wait_until
 from peers.netns import NetNs, net_inode, netns  # noqa: F401
 
-from e2e.cluster import Cluster, Proc, publish_and_run, wait_run
+from e2e.cluster import Cluster, Proc, api, publish_and_run, wait_run
 
 WORKER = "remote"
 
@@ -66,6 +67,13 @@ class Remote:
         r = self.ns.run(sys.executable, "-c", PROBE, *targets)
         assert r.returncode == 0, r.stderr
         return r.stdout.split()
+
+    async def wait(self, predicate: Callable[[], Awaitable[object]], what: str) -> None:
+        """wait_until, with the broker's and the worker's logs on a timeout."""
+        try:
+            await wait_until(predicate, what=what)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{self.cluster.logs()}") from None
 
     def start_broker(self) -> str:
         _, url = self.cluster.start_broker(
@@ -151,3 +159,96 @@ async def test_worker_in_namespace_runs_every_task_there(remote: Remote) -> None
 
     worker.term()
     await wait_until(worker_gone_from_redis, what="the worker's connections to close")
+
+
+def marked(marks: Path, long_loops: int) -> str:
+    """A task that appends `start NODE ATTEMPT PID`, then `overlap NODE ATTEMPT OTHERPID` for
+    each earlier attempt of its node whose shell is still alive, works (attempt 1:
+    `long_loops` × 0.1 s, later attempts 0.3 s), then appends `end NODE ATTEMPT PID`."""
+    return (
+        f'echo "start $DAGB_NODE $DAGB_ATTEMPT $$" >> {marks}; '
+        f'for p in $(awk -v n="$DAGB_NODE" -v a="$DAGB_ATTEMPT" '
+        f"'$1 == \"start\" && $2 == n && $3 != a {{print $4}}' {marks}); do "
+        f'if kill -0 "$p" 2>/dev/null; then '
+        f'echo "overlap $DAGB_NODE $DAGB_ATTEMPT $p" >> {marks}; fi; done; '
+        f'n=3; if [ "$DAGB_ATTEMPT" = 1 ]; then n={long_loops}; fi; '
+        f'i=0; while [ $i -lt $n ]; do sleep 0.1; i=$((i+1)); done; '
+        f'echo "end $DAGB_NODE $DAGB_ATTEMPT $$" >> {marks}'
+    )
+
+
+def overlaps(lines: list[list[str]]) -> list[str]:
+    """Attempts of one node that ran at the same time, from the marks file (in append order):
+    an earlier attempt still alive when a later one started (its `overlap` line), or one that
+    ended after a later one had started. (An attempt killed by its worker has no `end`.)"""
+    found = [" ".join(m) for m in lines if m[0] == "overlap"]
+    started: dict[str, list[str]] = {}
+    for kind, node, attempt, *_ in lines:
+        if kind == "start":
+            started.setdefault(node, []).append(attempt)
+        elif kind == "end" and started[node][-1] != attempt:
+            found.append(f"{node}: attempt {attempt} ended after attempt {started[node][-1]} "
+                         "had started")
+    return found
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_run_survives_a_cut_link(remote: Remote, keys: Any) -> None:
+    """Cut the link while attempt 1 of two tasks runs, until the broker has declared the worker
+    lost; bring it back: the run completes on the same worker, and no attempt of a task ran
+    while another attempt of it was still alive."""
+    r, ns = remote, remote.ns
+    url = r.start_broker()
+    worker = r.start_worker(slots=4, heartbeat_ttl=2.0)  # free slots: room for a 2nd attempt
+    marks = r.cluster.tmp / "marks"
+    wf = {"name": "cut", "nodes": {
+        "a": {"command": marked(marks, 150)},
+        "b": {"command": marked(marks, 150)},
+        "c": {"command": marked(marks, 3), "after": ["a", "b"]},
+    }}
+    run = await publish_and_run(url, wf)
+
+    def lines() -> list[list[str]]:
+        return [m.split() for m in marks.read_text().splitlines()] if marks.exists() else []
+
+    async def both_started() -> bool:
+        return {(m[1], m[2]) for m in lines() if m[0] == "start"} >= {("a", "1"), ("b", "1")}
+
+    await r.wait(both_started, "attempt 1 of a and b running in the namespace")
+    rds = aredis.Redis.from_url(r.redis.url, decode_responses=True)
+    try:
+        ns.link_down()
+        try:
+            async def declared_lost() -> bool:
+                if await rds.exists(keys.heartbeat(WORKER)):
+                    return False
+                st = await api(url, "GET", "/api/v1/workflow/status", run=run)
+                return all((by_id(st)[n]["lost"] or 0) >= 1 for n in "ab")
+
+            await r.wait(declared_lost, "the broker to reclaim a and b from the worker")
+        finally:
+            ns.link_up()
+    finally:
+        await rds.aclose()
+
+    st = await wait_run(url, run, timeout_s=120, cluster=r.cluster)
+    assert st["run"]["state"] == "succeeded", (st, r.cluster.logs())
+    tasks = by_id(st)
+    assert all(t["runner"] == WORKER for t in tasks.values()), tasks
+    assert tasks["a"]["attempt"] >= 2 and tasks["b"]["attempt"] >= 2, tasks
+    assert worker.alive()
+
+    pids = [int(m[3]) for m in lines() if m[0] == "start"]
+
+    async def attempts_gone() -> bool:
+        return not any(pid_alive(p) for p in pids)
+
+    await r.wait(attempts_gone, "every attempt's shell to exit")
+    assert overlaps(lines()) == [], "\n".join(" ".join(m) for m in lines())
