@@ -67,6 +67,16 @@ class Keys:
     def ready_prefix(self) -> str:
         return f"{self.prefix}:ready:"
 
+    def unfit(self, rclass: str) -> str:
+        """Ready tasks parked because they need more than the largest live runner of the class
+        offers (same member and score as in the ready set; the task's state stays `ready`)."""
+        return f"{self.prefix}:unfit:{rclass}"
+
+    def fit(self, rclass: str) -> str:
+        """Hash `cores`, `memory_mb`, `gpus`: the largest offer of the class's live runners (a
+        missing field: no limit). Absent when no live runner serves the class."""
+        return f"{self.prefix}:fit:{rclass}"
+
     def queue(self, rclass: str) -> str:
         return f"{self.prefix}:q:{rclass}"
 

@@ -2,6 +2,7 @@
 
 The broker's batch key already starts with the executor name; the executor is part of the
 group key here too, so a batch never mixes executors even if a peer sends an empty key.
+`worker --batch-max N` caps a batch at N tasks (1: every task its own executor call).
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ def group_by(items: Iterable[T], key: Callable[[T], Hashable]) -> list[list[T]]:
     return list(groups.values())
 
 
-def group_batches(messages: Iterable[TaskMessage]) -> list[list[TaskMessage]]:
-    """Group messages by (executor, batch key)."""
-    return group_by(messages, batch_key)
+def chunked(groups: Iterable[list[T]], size: int) -> list[list[T]]:
+    """Each group split into runs of at most `size` items, in order (0: no limit).
+
+    `worker --batch-max N`: 1 turns batching off (one executor call per task)."""
+    if size <= 0:
+        return list(groups)
+    return [group[i : i + size] for group in groups for i in range(0, len(group), size)]
+
+
+def group_batches(messages: Iterable[TaskMessage], batch_max: int = 0) -> list[list[TaskMessage]]:
+    """Group messages by (executor, batch key), at most batch_max per group (0: no limit)."""
+    return chunked(group_by(messages, batch_key), batch_max)

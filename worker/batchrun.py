@@ -1,4 +1,5 @@
-"""Run one batch: mark it running (Scripts.start), execute it, report every outcome.
+"""Run one batch: mark it running (Scripts.start), run its `init` (batchinit.py), execute it,
+report every outcome.
 
 Entries whose task is stale (cancelled or re-dispatched meanwhile) are acknowledged with no
 completion; tasks stopped before they started (shutdown) are reported at once without running.
@@ -11,6 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from broker.wire import Completion, Outcome
+from worker.batchinit import run_inits
 from worker.conditions import run_with_conditions
 from worker.executors import get_executor
 from worker.reporter import ack_entries, report_completions
@@ -72,13 +74,15 @@ async def _execute(
         todo = await _start(todo, ctx, scripts)
     if not todo:
         return []
+    failed: list[tuple[TaskHandle, Completion]] = []  # their init failed
     try:
-        completions = await run_with_conditions(executor, todo, ctx)  # pre/post conditions
+        failed, todo = await run_inits(executor.name, todo, ctx)  # once per batch
+        completions = await run_with_conditions(executor, todo, ctx) if todo else []
     except Exception as e:
         logger.exception("executor %s failed on a batch of %d", executor.name, len(todo))
         reason = f"worker error: {type(e).__name__}: {e}"
         completions = [simple_completion(h, ctx.runner_id, Outcome.FAILED, reason) for h in todo]
-    return list(zip(todo, completions, strict=True))
+    return failed + list(zip(todo, completions, strict=True))
 
 
 async def run_batch(handles: Sequence[TaskHandle], ctx: ExecContext, scripts: Scripts) -> None:

@@ -85,6 +85,9 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                    help="on SIGTERM/drain, time running tasks get to finish")
     p.add_argument("--kill-grace", type=float, default=5.0, metavar="SECONDS",
                    help="between SIGTERM and SIGKILL of a task's process group")
+    p.add_argument("--batch-max", type=int, default=0, metavar="N",
+                   help="at most N tasks per batch (one executor call); 0: no limit "
+                        "(default), 1: no batching")
     _add_artifact_args(p, environ)
     _add_hpc_args(p, environ)
     p.add_argument("--block-ms", type=int, default=1000, help=argparse.SUPPRESS)
@@ -104,7 +107,7 @@ def parse_settings(
         settings = WorkerSettings(
             redis_url=a.redis_url, prefix=a.prefix,
             classes=[c.strip() for c in a.classes.split(",") if c.strip()],
-            slots=a.slots, data_dir=a.data_dir, labels=dict(a.label),
+            slots=a.slots, batch_max=a.batch_max, data_dir=a.data_dir, labels=dict(a.label),
             heartbeat_interval_s=heartbeat_interval_s(a.heartbeat_interval, a.heartbeat_ttl),
             heartbeat_ttl_s=a.heartbeat_ttl,
             block_ms=a.block_ms, grace_period_s=a.grace_period, kill_grace_s=a.kill_grace,

@@ -32,6 +32,7 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     heartbeat_interval_s: float = 2.0
     heartbeat_ttl_s: float = 10.0
     block_ms: int = 1000
+    batch_max: int = 0  # tasks per executor call at most: 0 no limit, 1 no batching
     grace_period_s: float = 30.0
     kill_grace_s: float = 5.0
     log_json: bool = False
@@ -66,6 +67,8 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("slurm_poll_interval_s must be positive")
         if self.block_ms < 1:
             raise ValueError("block_ms must be positive")
+        if self.batch_max < 0:
+            raise ValueError(f"batch_max cannot be negative, got {self.batch_max}")
         if self.grace_period_s < 0 or self.kill_grace_s < 0:
             raise ValueError("grace periods cannot be negative")
         scheme = self.artifacts_url.partition("://")[0] if "://" in self.artifacts_url else ""

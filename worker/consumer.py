@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import ResponseError
 
 from broker.keys import WORKER_GROUP
-from worker.batching import batch_key, group_by
+from worker.batching import batch_key, chunked, group_by
 from worker.handle import TaskHandle
 from worker.registry import ensure_groups
 from worker.streams import Entry, decode_entries, flatten_reply
@@ -34,6 +34,7 @@ class Consumer:
         self, redis: Redis, runner_id: str, streams: Sequence[str], block_ms: int,
         inflight: InFlight, launch: Callable[[list[TaskHandle]], None],
         drop: Callable[[list[Entry]], None],
+        batch_max: int = 0,
     ) -> None:
         self.redis = redis
         self.runner_id = runner_id
@@ -42,6 +43,7 @@ class Consumer:
         self.inflight = inflight
         self.launch = launch  # starts one batch (must not block)
         self.drop = drop  # acknowledges malformed entries (must not block)
+        self.batch_max = batch_max  # tasks per batch at most (0: no limit)
         self._turn = 0
 
     async def _read(self, streams: dict[Any, Any], count: int, block_ms: int | None) -> list[Entry]:
@@ -106,5 +108,5 @@ class Consumer:
             self.drop(bad)
         handles = [TaskHandle(m) for m in messages]
         self.inflight.add(handles)
-        for batch in group_by(handles, lambda h: batch_key(h.msg)):
+        for batch in chunked(group_by(handles, lambda h: batch_key(h.msg)), self.batch_max):
             self.launch(batch)

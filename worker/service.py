@@ -93,6 +93,7 @@ class Worker:
         self.consumer = Consumer(
             redis, s.runner_id, self.streams, s.block_ms, self.inflight,
             launch=self.launch_batch, drop=self.drop_entries,
+            batch_max=s.batch_max,
         )
         self.control = ControlReader(
             redis, self.keys.control(s.runner_id), s.block_ms, self.inflight, self.request_drain

@@ -1,7 +1,10 @@
 """Runner liveness: capacity per class from live runners, and reclaim of dead runners' tasks.
 
 A runner is alive while its heartbeat key exists. Each scan sums the slots of live, active
-runners per class into `dagb:capacity` (what dispatch may put in flight). A runner whose
+runners per class into `dagb:capacity` (what dispatch may put in flight), and records per
+class what those runners offer (cores, memory, GPUs: `dagb:fit:{class}`, see
+broker/core/fit.py), so that dispatch parks a task no live runner could take; refit.lua puts
+parked tasks back when a bigger runner appears. A runner whose
 heartbeat expired has its pending stream entries claimed and reported `lost` (retried as a
 new attempt, or failed after max_lost losses); entries idle longer than the lease (a live
 worker renews the lease of what it runs) are reclaimed the same way.
@@ -9,10 +12,12 @@ worker renews the lease of what it runs) are reclaimed the same way.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import TYPE_CHECKING
 
+from broker.core import fit
 from broker.keys import WORKER_GROUP
 from broker.wire import Outcome
 
@@ -23,6 +28,23 @@ if TYPE_CHECKING:
     from broker.keys import Keys
 
 logger = logging.getLogger(__name__)
+
+
+def refit_args(offers: dict[str, list[fit.Offer]], classes: set[str]) -> list[str]:
+    """refit.lua arguments: per class, its front of offers and largest amounts ('' = no limit).
+
+    A class no live runner serves, or served by one that does not advertise a size, has no
+    limit (dispatch then behaves as without resource fit)."""
+    args: list[str] = []
+    for c in sorted(classes | set(offers)):
+        front = fit.front(offers.get(c, [{}]))
+        if not front or front == [{}]:
+            args += [c, "", "", "", ""]
+            continue
+        big = fit.largest(front)
+        args += [c, json.dumps(front, sort_keys=True, separators=(",", ":"))]
+        args += [f"{big[d]:g}" if d in big else "" for d in fit.DIMENSIONS]
+    return args
 
 
 def lost_completion(fields: dict[str, str], runner: str, reason: str) -> list[str]:
@@ -65,31 +87,38 @@ class RunnerWatch:
         self.capacity: dict[str, int] = {}
 
     async def scan(self) -> dict[str, int]:
-        """One pass: liveness, capacity, reclaim. Returns the capacity per class."""
+        """One pass: liveness, capacity and fit, reclaim. Returns the capacity per class."""
         ids = sorted(await self.redis.smembers(self.keys.runners()))
         pipe = self.redis.pipeline(transaction=False)
         for rid in ids:
             pipe.exists(self.keys.heartbeat(rid))
-            pipe.hmget(self.keys.runner(rid), "classes", "slots", "state")
+            pipe.hmget(self.keys.runner(rid), "classes", "slots", "state", *fit.DIMENSIONS)
         res = await pipe.execute()
         classes = set(await self.redis.smembers(self.keys.classes()))
         capacity = {c: 0 for c in classes}
+        offers: dict[str, list[fit.Offer]] = {}
+        dead = []
         for i, rid in enumerate(ids):
-            alive, (cls_text, slots, state) = res[2 * i], res[2 * i + 1]
+            alive, (cls_text, slots, state, *size) = res[2 * i], res[2 * i + 1]
             if not alive:
-                await self.reclaim_runner(rid, classes)
+                dead.append(rid)
                 continue
             if state != "active":
                 continue
+            offer = fit.runner_offer(dict(zip(fit.DIMENSIONS, size, strict=True)))
             for c in (cls_text or "").split(","):
                 if c:
                     capacity[c] = capacity.get(c, 0) + int(slots or 0)
+                    offers.setdefault(c, []).append(offer)
         if capacity:
             await self.redis.hset(self.keys.capacity(), mapping=capacity)
         grown = [c for c, n in capacity.items() if n > self.capacity.get(c, 0)]
         self.capacity = capacity
+        await self.scripts.refit(refit_args(offers, classes))
         if grown:
             await self.scripts.dispatch(grown)
+        for rid in dead:  # after refit: what they lose is requeued against the live offers
+            await self.reclaim_runner(rid, classes)
         await self.reclaim_expired_leases(classes)
         return capacity
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 SCRIPT_NAMES = (
     "complete", "dispatch", "start", "promote", "release_run", "cancel_run", "redo_link",
-    "clear_queue", "deliver_event",
+    "clear_queue", "deliver_event", "refit",
 )
 
 
@@ -82,6 +82,14 @@ class Scripts:
         for run, node, attempt in items:
             args += [run, node, attempt]
         return [bool(x) for x in await self._s["start"](args=args)]
+
+    async def refit(self, args: Sequence[str], now: int | None = None) -> tuple[int, int]:
+        """Record each class's runner offers (runners.refit_args); parked tasks go back to the
+        ready set of a class whose offers grew → (tasks moved back, dispatched)."""
+        if not args:
+            return 0, 0
+        moved, dispatched = await self._s["refit"](args=[*self._head(now), *args])
+        return int(moved), int(dispatched)
 
     async def promote(self, limit: int = 1000, now: int | None = None) -> tuple[int, int]:
         promoted, dispatched = await self._s["promote"](args=[*self._head(now), limit])

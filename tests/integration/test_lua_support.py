@@ -4,7 +4,7 @@ A run is written the way DESIGN.md describes it (task hashes with counters and c
 run hash with per-state counters, one spec per node, roots staged until `release_run`),
 straight from `broker.core.expand.expand(...)`, so the scripts are tested on their own,
 independently of the engine's writer. `Harness.check` asserts the bookkeeping invariants
-(per-state counters, `remaining`, ready/delayed set membership) after any step.
+(per-state counters, `remaining`, ready/unfit/delayed set membership) after any step.
 
 The test modules import `harness_fixture` (the `h` fixture) from here.
 """
@@ -254,6 +254,9 @@ class Harness:
             member = f"{run}:{node}"
             rclass = await r.hget(k.task(run, node), "class")
             in_ready = await r.zscore(k.ready(rclass), member) is not None
+            parked = await r.zscore(k.unfit(rclass), member) is not None  # fits no live runner
+            assert not (in_ready and parked), (node, st)
+            in_ready = in_ready or parked
             staged = await r.zscore(k.staging(run, rclass), member) is not None
             assert in_ready == (st == "ready" and rh["state"] != "expanding"), (node, st)
             assert staged == (st == "ready" and rh["state"] == "expanding"), (node, st)

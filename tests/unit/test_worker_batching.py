@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from broker.spec import TaskSpec
 from broker.wire import TaskMessage
-from worker.batching import batch_key, group_batches, group_by
+from worker.batching import batch_key, chunked, group_batches, group_by
 
 
 def msg(node: str, batch: str, executor: str = "shell") -> TaskMessage:
@@ -46,3 +46,13 @@ def test_every_message_lands_in_exactly_one_group() -> None:
 
 def test_group_by_is_generic() -> None:
     assert group_by([1, 2, 3, 4, 5], lambda n: n % 2) == [[1, 3, 5], [2, 4]]
+
+
+def test_batch_max_splits_groups_in_order() -> None:
+    messages = [msg(f"n{i}", "k1" if i < 5 else "k2") for i in range(7)]
+    assert nodes(group_batches(messages, batch_max=2)) == [
+        ["n0", "n1"], ["n2", "n3"], ["n4"], ["n5", "n6"],
+    ]
+    assert nodes(group_batches(messages, batch_max=1)) == [[f"n{i}"] for i in range(7)]
+    assert nodes(group_batches(messages, batch_max=0)) == nodes(group_batches(messages))
+    assert chunked([[1, 2, 3]], 5) == [[1, 2, 3]]

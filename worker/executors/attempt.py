@@ -251,6 +251,17 @@ def _ended_early(
     )
 
 
+async def end_unrun(
+    handle: TaskHandle, ctx: ExecContext, outcome: Outcome, reason: str, started_at_ms: int
+) -> Completion:
+    """The Completion of a task that will not run (e.g. its batch's init failed): the reason
+    noted in its log, the log's tail read, its work dir removed."""
+    paths = AttemptPaths.for_task(ctx.data_dir, handle.msg)
+    return await asyncio.to_thread(
+        _ended_early, handle, ctx, paths, outcome, reason, started_at_ms
+    )
+
+
 async def _run(
     handle: TaskHandle, ctx: ExecContext, build: LaunchBuilder, runner: ProcessRunner
 ) -> Completion:

@@ -4,7 +4,8 @@
 -- ARGV[4]     run id
 -- ARGV[5]     reason
 -- ARGV[6]     final run state: cancelled (a user's cancel) or failed (interrupted expansion)
--- Keys touched: dagb:run:{run}, dagb:tasks:{run} (read), task hashes, ready sets,
+-- Keys touched: dagb:run:{run}, dagb:tasks:{run} (read), task hashes, ready sets and
+--             dagb:unfit:{class} (a parked ready task),
 --             dagb:delayed, dagb:runs:active, dagb:runs:expanding, dagb:events,
 --             dagb:wait:{owner}/{key} and dagb:waits (waiting event tasks leave them).
 -- Returns -1 if the run does not exist, -2 if it had already finished; otherwise a flat
@@ -28,6 +29,7 @@ for _, node in ipairs(nodes) do
   local st = f[1]
   if st == 'ready' then
     redis.call('ZREM', k_ready(f[2]), run .. ':' .. node)
+    redis.call('ZREM', k_unfit(f[2]), run .. ':' .. node)
   elseif st == 'retry_wait' then
     redis.call('ZREM', K_DELAYED, run .. ':' .. node)
   elseif st == 'running' then

@@ -1,10 +1,11 @@
--- clear_queue.lua: an admin empties the ready set of a class; its tasks are cancelled.
+-- clear_queue.lua: an admin empties the ready set of a class, and its parked set (ready
+-- tasks no live runner fits); their tasks are cancelled.
 --
 -- ARGV[1..3]  prefix, now_ms, events maxlen (see lib.lua)
 -- ARGV[4]     resource class
 -- ARGV[5]     reason
--- Keys touched: dagb:ready:{class}, task and run hashes, dagb:runs:active, dagb:events,
---             dagb:msgs:{run}.
+-- Keys touched: dagb:ready:{class}, dagb:unfit:{class}, task and run hashes,
+--             dagb:runs:active, dagb:events, dagb:msgs:{run}.
 -- Returns the number of tasks cancelled.
 --
 -- Invariant: each cleared task ends `cancelled` exactly once and its run's counters stay
@@ -13,8 +14,9 @@
 
 local c, reason = ARGV[4], ARGV[5]
 local cleared = 0
-while true do
+while true do -- until both are empty (an all_done child may become ready meanwhile)
   local popped = redis.call('ZPOPMIN', k_ready(c), 500)
+  if #popped == 0 then popped = redis.call('ZPOPMIN', k_unfit(c), 500) end
   if #popped == 0 then break end
   for i = 1, #popped, 2 do
     local run, node = split_member(popped[i])

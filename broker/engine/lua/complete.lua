@@ -10,7 +10,8 @@
 --             run, node, attempt, outcome, runner, exit_code, reason, result, tail,
 --             started_at, finished_at
 -- Keys touched: run and task hashes, ready sets, dagb:delayed, dagb:seq, dagb:events,
---             dagb:runs:active, the acknowledged stream, the streams of dispatched classes.
+--             dagb:runs:active, the acknowledged stream, and per dispatched class its
+--             stream, dagb:fit:{class} (read) and dagb:unfit:{class} (lib.lua dispatch_class).
 -- Returns {applied, ignored, dispatched}.
 --
 -- Invariant: idempotent on (task, attempt). A report applies only while the task is

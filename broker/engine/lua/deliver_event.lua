@@ -11,7 +11,8 @@
 -- ARGV[10]    length of the recent-pushes list
 -- Keys touched: dagb:wait:{owner}/{key}, dagb:waits, dagb:evlast:{owner}/{key},
 --             dagb:evseen:{owner}/{key}:{id}, dagb:pushes, task and run hashes, ready sets,
---             dagb:seq, dagb:runs:active, dagb:events, the streams of dispatched classes.
+--             dagb:seq, dagb:runs:active, dagb:events, and per dispatched class its stream,
+--             dagb:fit:{class} (read) and dagb:unfit:{class} (lib.lua dispatch_class).
 -- Returns {delivered, duplicate (0/1), dispatched}; for a duplicate, delivered is the number
 -- of tasks the first push with that id completed.
 --

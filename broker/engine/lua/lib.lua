@@ -11,7 +11,9 @@
 --   * a task's state and its run's per-state counters (n_<state>) change together;
 --   * a child leaves `pending` only when its last dependency is released (deps_left = 0),
 --     and release + enqueue happen in the same script (never stranded between the two);
---   * dispatch moves at most (capacity - stream length) tasks, highest priority first.
+--   * dispatch moves at most (capacity - stream length) tasks, highest priority first;
+--     a ready task that fits no live runner of its class (dagb:fit:{class}) is parked in
+--     dagb:unfit:{class} with its score, still `ready`, and the budget goes to the next ones.
 --   * an event task (`wait_for`) never enters a ready set: it waits in
 --     dagb:wait:{owner}/{key} until its key is pushed (deliver_event.lua).
 
@@ -35,6 +37,8 @@ local function k_task(run, node) return PREFIX .. ':task:' .. run .. ':' .. node
 local function k_spec(run) return PREFIX .. ':spec:' .. run end
 local function k_ready(c) return PREFIX .. ':ready:' .. c end
 local function k_queue(c) return PREFIX .. ':q:' .. c end
+local function k_unfit(c) return PREFIX .. ':unfit:' .. c end
+local function k_fit(c) return PREFIX .. ':fit:' .. c end
 local function k_wait(ns) return PREFIX .. ':wait:' .. ns end
 local function k_evlast(ns) return PREFIX .. ':evlast:' .. ns end
 
@@ -176,32 +180,82 @@ local function settle_early()
   end
 end
 
--- Move up to (capacity - stream length) ready tasks of class c into its stream.
-local spec_cache, params_cache = {}, {}
+-- Resource fit (broker/core/fit.py has the same rules). dagb:fit:{class} field `offers` is a
+-- JSON list of the offers of the class's live runners that no other covers, e.g.
+-- [{"cores":8,"memory_mb":32768,"gpus":0}]; a missing dimension has no limit. No such key: no
+-- limit (no live runner, or one that does not advertise its size).
+local PARK_MAX = 2000 -- tasks parked per class per call; bounds one script, the next tick goes on
+local spec_cache, params_cache, needs_cache = {}, {}, {}
+
+local function class_offers(c)
+  local text = redis.call('HGET', k_fit(c), 'offers')
+  if not text or text == '' then return nil end
+  return cjson.decode(text)
+end
+
+-- {cores, memory_mb, gpus} a template needs, from its spec (defaults omitted: 1, 0, 0).
+local function task_needs(ck, spec)
+  local n = needs_cache[ck]
+  if n then return n end
+  local s = spec and cjson.decode(spec) or {}
+  local mem = s.memory_mb
+  if type(mem) ~= 'number' then mem = 0 end
+  n = { tonumber(s.cores) or 1, mem, tonumber(s.gpus) or 0 }
+  needs_cache[ck] = n
+  return n
+end
+
+local function fits(n, offers)
+  for _, o in ipairs(offers) do
+    if (o.cores == nil or n[1] <= o.cores) and (o.memory_mb == nil or n[2] <= o.memory_mb)
+      and (o.gpus == nil or n[3] <= o.gpus) then
+      return true
+    end
+  end
+  return false
+end
+
+local function send(c, run, node, tkey, f, spec)
+  if not params_cache[run] then
+    params_cache[run] = redis.call('HGET', k_run(run), 'params') or '{}'
+  end
+  set_state(run, tkey, 'ready', 'dispatched')
+  redis.call('HSET', tkey, 'dispatched_at', NOW)
+  redis.call('XADD', k_queue(c), '*', 'run', run, 'node', node, 'attempt', f[2],
+    'tpl', f[3], 'batch', f[4] or '', 'spec', spec, 'vars', f[5] or '',
+    'params', params_cache[run], 'parents', f[6] or '', 'priority', f[7] or '0')
+  emit('kind', 'task', 'run', run, 'node', node, 'state', 'dispatched', 'attempt', f[2])
+end
+
+-- Move up to (capacity - stream length) ready tasks of class c into its stream, best first.
+-- A task that fits no live runner is parked in dagb:unfit:{class} (same score, state stays
+-- `ready`) and does not use budget: the tasks behind it go on (no head-of-line blocking).
 local function dispatch_class(c)
   local budget = tonumber(redis.call('HGET', K_CAPACITY, c) or '0')
     - redis.call('XLEN', k_queue(c))
   if budget <= 0 then return 0 end
-  local popped = redis.call('ZPOPMIN', k_ready(c), budget)
-  local sent = 0
-  for i = 1, #popped, 2 do
-    local run, node = split_member(popped[i])
-    local tkey = k_task(run, node)
-    local f = redis.call('HMGET', tkey, 'state', 'attempt', 'tpl', 'batch', 'vars', 'parents',
-      'priority')
-    if f[1] == 'ready' then
-      local ck = run .. '/' .. f[3]
-      if not spec_cache[ck] then spec_cache[ck] = redis.call('HGET', k_spec(run), f[3]) end
-      if not params_cache[run] then
-        params_cache[run] = redis.call('HGET', k_run(run), 'params') or '{}'
+  local offers = class_offers(c)
+  local sent, parked = 0, 0
+  while budget > 0 and parked < PARK_MAX do
+    local popped = redis.call('ZPOPMIN', k_ready(c), budget)
+    if #popped == 0 then break end
+    for i = 1, #popped, 2 do
+      local run, node = split_member(popped[i])
+      local tkey = k_task(run, node)
+      local f = redis.call('HMGET', tkey, 'state', 'attempt', 'tpl', 'batch', 'vars', 'parents',
+        'priority')
+      if f[1] == 'ready' then -- anything else is a stale member: dropped
+        local ck = run .. '/' .. f[3]
+        if not spec_cache[ck] then spec_cache[ck] = redis.call('HGET', k_spec(run), f[3]) end
+        if offers and not fits(task_needs(ck, spec_cache[ck]), offers) then
+          redis.call('ZADD', k_unfit(c), popped[i + 1], popped[i])
+          parked = parked + 1
+        else
+          send(c, run, node, tkey, f, spec_cache[ck])
+          sent = sent + 1
+          budget = budget - 1
+        end
       end
-      set_state(run, tkey, 'ready', 'dispatched')
-      redis.call('HSET', tkey, 'dispatched_at', NOW)
-      redis.call('XADD', k_queue(c), '*', 'run', run, 'node', node, 'attempt', f[2],
-        'tpl', f[3], 'batch', f[4] or '', 'spec', spec_cache[ck], 'vars', f[5] or '',
-        'params', params_cache[run], 'parents', f[6] or '', 'priority', f[7] or '0')
-      emit('kind', 'task', 'run', run, 'node', node, 'state', 'dispatched', 'attempt', f[2])
-      sent = sent + 1
     end
   end
   return sent

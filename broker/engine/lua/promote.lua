@@ -3,7 +3,8 @@
 -- ARGV[1..3]  prefix, now_ms, events maxlen (see lib.lua)
 -- ARGV[4]     at most this many tasks per call
 -- Keys touched: dagb:delayed, task and run hashes, ready sets, dagb:seq, dagb:events,
---             and the streams of classes it dispatches.
+--             and per class it dispatches its stream, dagb:fit:{class} (read) and
+--             dagb:unfit:{class} (lib.lua dispatch_class).
 -- Returns {promoted, dispatched}.
 --
 -- Invariant: a retry gets a new attempt number before it is ready again, so a late report

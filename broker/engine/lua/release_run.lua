@@ -5,7 +5,8 @@
 -- ARGV[5..]   resource classes that have roots in dagb:staging:{run}:{class}
 -- Keys touched: dagb:run:{run}, dagb:staging:{run}:{class} (deleted), dagb:ready:{class},
 --             dagb:wait:{owner}/{key} + dagb:waits (event roots, see lib.lua wait_event),
---             dagb:runs:active, dagb:runs:expanding, dagb:events, and the streams of dispatched classes.
+--             dagb:runs:active, dagb:runs:expanding, dagb:events, and per dispatched class
+--             its stream, dagb:fit:{class} (read) and dagb:unfit:{class} (lib.lua dispatch_class).
 -- Returns the number of roots released, or -1 if the run is not in state `expanding`.
 --
 -- Invariant (all-or-nothing expansion): task hashes and staged roots are written first,
