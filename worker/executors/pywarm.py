@@ -230,10 +230,13 @@ async def run_warm(
         finally:
             await asyncio.shield(lane.retire(ctx.kill_grace_s))
 
+    if not handles:
+        return []
     lanes = [WarmLane() for _ in range(lane_count(len(handles)))]
     await asyncio.gather(*(lane_loop(lane) for lane in lanes))
     started = sum(lane.started for lane in lanes)
-    logger.debug("%d python task(s) ran in %d warm interpreter(s)", len(handles), started)
+    logger.info("batch of %d python task(s) ran in %d warm interpreter(s)", len(handles),
+                started)
     done = [c for c in out if c is not None]
     assert len(done) == len(handles)
     return done
