@@ -76,9 +76,7 @@ class Remote:
             raise AssertionError(f"{e}\n{self.cluster.logs()}") from None
 
     def start_broker(self) -> str:
-        _, url = self.cluster.start_broker(
-            "--lease-ms", "3000", host=self.ns.host_ip
-        )
+        _, url = self.cluster.start_broker(host=self.ns.host_ip)  # API on the link's host end
         return url
 
     def start_worker(self, **kw: Any) -> Proc:
@@ -120,6 +118,8 @@ async def redis_clients(r: Remote) -> list[dict[str, Any]]:
 
 
 async def test_worker_in_namespace_runs_every_task_there(remote: Remote) -> None:
+    """The namespace reaches Redis and the API only at the host end of the link; a run's tasks
+    all execute in the namespace, on the worker whose Redis connections come over the link."""
     r, ns = remote, remote.ns
     port = str(r.redis.port)
     assert r.probe("127.0.0.1", port, ns.host_ip, port) == ["ConnectionRefusedError", "ok"]
