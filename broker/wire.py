@@ -173,7 +173,14 @@ class RunnerInfo(msgspec.Struct, kw_only=True):
     pid: int
     classes: list[str]
     slots: int
-    busy: int = 0
+    busy: int = 0  # tasks running
+    # resources offered (None: an older worker, which fits anything) and free at the last beat
+    cores: float | None = None
+    memory_mb: int | None = None
+    gpus: int | None = None
+    free_cores: float | None = None
+    free_memory_mb: int | None = None
+    free_gpus: int | None = None
     executors: list[str] = []
     labels: dict[str, str] = {}
     state: str = "active"  # active | draining

@@ -6,7 +6,9 @@ import argparse
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from broker.core.units import memory_mb
 from broker.keys import DEFAULT_PREFIX
 from worker.config import WorkerSettings
 from worker.executors.ssh_inventory import InventoryError, load_inventory
@@ -61,6 +63,30 @@ def _add_hpc_args(p: argparse.ArgumentParser, environ: Mapping[str, str]) -> Non
                         "key_file, known_hosts (env DAGBROKER_SSH_INVENTORY)")
 
 
+def _memory(text: str) -> int:
+    try:
+        mb = memory_mb(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+    return mb or 0  # 0 is refused by WorkerSettings with a clear message
+
+
+def _add_resource_args(p: argparse.ArgumentParser) -> None:
+    """What this runner offers; a flag not given leaves the host's value (worker/hostres.py)."""
+    p.add_argument("--cores", type=float, default=None,
+                   help="cores tasks may use at once, fractions allowed (default: CPUs available)")
+    p.add_argument("--memory", type=_memory, default=None, metavar="SIZE",
+                   help="memory tasks may use at once: MiB, or e.g. 512M, 4G (default: MemTotal)")
+    p.add_argument("--gpus", type=int, default=None,
+                   help="GPUs tasks may use at once (default: count of /dev/nvidia[0-9]*)")
+
+
+def resource_settings(a: argparse.Namespace) -> dict[str, Any]:
+    """Only the resource flags given: the others keep WorkerSettings' host defaults."""
+    given = {"cores": a.cores, "memory_mb": a.memory, "gpus": a.gpus}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dagbroker worker", description="Run tasks of the given resource classes."
@@ -73,6 +99,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("--classes", default="cpu", help="comma-separated resource classes")
     p.add_argument("--slots", type=int, default=os.cpu_count() or 1,
                    help="tasks run at once (default: CPU count)")
+    _add_resource_args(p)
     p.add_argument("--id", dest="runner_id", default=None, help="runner id (default host-pid-rand)")
     p.add_argument("--data-dir", default=default_data_dir(environ),
                    help="task logs go under DATA_DIR/logs (env DAGBROKER_HOME)")
@@ -102,7 +129,8 @@ def parse_settings(
     """→ (settings, verbose). Exits with a usage message on bad arguments."""
     parser = build_parser(environ)
     a = parser.parse_args(argv)
-    extra = {"runner_id": a.runner_id} if a.runner_id else {}
+    extra: dict[str, Any] = {"runner_id": a.runner_id} if a.runner_id else {}
+    extra |= resource_settings(a)
     try:
         settings = WorkerSettings(
             redis_url=a.redis_url, prefix=a.prefix,

@@ -10,6 +10,7 @@ import socket
 import msgspec
 
 from broker.keys import DEFAULT_PREFIX
+from worker.hostres import host_cores, host_gpus, host_memory_mb
 
 CLASS_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # as spec.Resources.class_
 
@@ -17,6 +18,16 @@ CLASS_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # as spec.Resources.c
 def default_runner_id() -> str:
     """`{hostname}-{pid}-{4 random hex}`: unique per process, readable in `redis-cli`."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def check_resources(cores: float, memory_mb: int, gpus: int) -> None:
+    """A runner offers a positive number of cores (fractions allowed) and MiB; GPUs may be 0."""
+    if not 0 < cores <= 1_000_000:
+        raise ValueError(f"cores must be positive, got {cores}")
+    if memory_mb < 1:
+        raise ValueError(f"memory must be at least 1 MiB, got {memory_mb}")
+    if gpus < 0:
+        raise ValueError(f"gpus cannot be negative, got {gpus}")
 
 
 class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -27,6 +38,11 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     runner_id: str = msgspec.field(default_factory=default_runner_id)
     classes: list[str] = msgspec.field(default_factory=lambda: ["cpu"])
     slots: int = 1
+    # resources this runner offers (tasks start only while their needs fit what is free);
+    # defaults read the host once, here at construction: CPUs, MemTotal, /dev/nvidia[0-9]*
+    cores: float = msgspec.field(default_factory=host_cores)
+    memory_mb: int = msgspec.field(default_factory=host_memory_mb)
+    gpus: int = msgspec.field(default_factory=host_gpus)
     data_dir: str = "."  # logs go to {data_dir}/logs/{run}/{node}/attempt-{n}.log
     labels: dict[str, str] = {}
     heartbeat_interval_s: float = 2.0
@@ -54,6 +70,7 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if self.slots < 1:
             raise ValueError(f"slots must be at least 1, got {self.slots}")
+        check_resources(self.cores, self.memory_mb, self.gpus)
         if not self.classes:
             raise ValueError("a worker needs at least one resource class")
         for c in self.classes:

@@ -1,4 +1,11 @@
-"""The consumer: read at most `free slots` entries from the class streams, hand over batches.
+"""The consumer: read entries from the class streams, start what fits, hand over batches.
+
+It reads only while a slot is free and no read task waits locally, at most
+`InFlight.read_count()` entries (min(free slots, max(1, whole free cores)): see there why).
+Read tasks start in read order while their cores, memory and GPUs fit what is free; the rest
+wait (strict FIFO) and start from `launch_ready` as running batches end. Tasks started
+together are still grouped into batches by batch key. A task needing more than this runner
+has in total is never started: it is handed back at once, naming the missing capability.
 
 With one class it blocks in XREADGROUP COUNT <free> on that stream. With several, COUNT
 applies per stream, so it reads them one after another (rotating the first one) without
@@ -34,6 +41,7 @@ class Consumer:
         self, redis: Redis, runner_id: str, streams: Sequence[str], block_ms: int,
         inflight: InFlight, launch: Callable[[list[TaskHandle]], None],
         drop: Callable[[list[Entry]], None],
+        settle: Callable[[list[TaskHandle]], None],
         batch_max: int = 0,
     ) -> None:
         self.redis = redis
@@ -43,6 +51,7 @@ class Consumer:
         self.inflight = inflight
         self.launch = launch  # starts one batch (must not block)
         self.drop = drop  # acknowledges malformed entries (must not block)
+        self.settle = settle  # reports stopped, never-started tasks (must not block)
         self.batch_max = batch_max  # tasks per batch at most (0: no limit)
         self._turn = 0
 
@@ -59,15 +68,15 @@ class Consumer:
             return []
         return flatten_reply(reply)
 
-    async def _sweep(self, free: int) -> list[Entry]:
+    async def _sweep(self, count: int) -> list[Entry]:
         n = len(self.streams)
         first, self._turn = self._turn, (self._turn + 1) % n
         out: list[Entry] = []
         for i in range(n):
-            if len(out) >= free:
+            if len(out) >= count:
                 break
             stream = self.streams[(first + i) % n]
-            out += await self._read({stream: ">"}, free - len(out), None)
+            out += await self._read({stream: ">"}, count - len(out), None)
         return out
 
     async def _wait_for_entries(self) -> None:
@@ -88,13 +97,14 @@ class Consumer:
         await self.redis.xread(since, count=1, block=self.block_ms)
 
     async def read_once(self) -> int:
-        """Wait for a free slot, read up to the free slots, start their batches. → entries read."""
-        await self.inflight.wait_free()
-        free = self.inflight.free()
+        """Wait until a slot is free and nothing waits, read up to `read_count()` entries,
+        start what fits. → entries read."""
+        await self.inflight.wait_readable()
+        count = self.inflight.read_count()
         if len(self.streams) == 1:
-            entries = await self._read({self.streams[0]: ">"}, free, self.block_ms)
+            entries = await self._read({self.streams[0]: ">"}, count, self.block_ms)
         else:
-            entries = await self._sweep(free)
+            entries = await self._sweep(count)
             if not entries:
                 await self._wait_for_entries()
                 return 0
@@ -106,7 +116,22 @@ class Consumer:
         messages, bad = decode_entries(entries)
         if bad:
             self.drop(bad)
-        handles = [TaskHandle(m) for m in messages]
-        self.inflight.add(handles)
-        for batch in chunked(group_by(handles, lambda h: batch_key(h.msg)), self.batch_max):
+        never = self.inflight.hold([TaskHandle(m) for m in messages], self.runner_id)
+        if never:
+            logger.warning("handing back %d task(s) too big for this runner: %s", len(never),
+                           "; ".join(f"{h.msg.run}/{h.msg.node}: {h.stop_reason}"
+                                     for h in never[:5]))
+            self.settle(never)
+        self.launch_ready()
+
+    def launch_ready(self) -> int:
+        """Start the waiting tasks that fit now (from the head, in order), grouped into
+        batches by batch key. Waiting tasks stopped meanwhile (fencing) are reported, not
+        started. → tasks started."""
+        stopped = self.inflight.withdraw_stopped()
+        if stopped:
+            self.settle(stopped)
+        started = self.inflight.admit()
+        for batch in chunked(group_by(started, lambda h: batch_key(h.msg)), self.batch_max):
             self.launch(batch)
+        return len(started)

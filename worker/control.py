@@ -1,7 +1,9 @@
 """The control stream `ctl:{runner}`: orders to this runner (cancel a task, drain, shutdown).
 
 Read with plain XREAD (no group) from the id that was last when the runner registered, so an
-order sent while the worker was busy elsewhere is never missed.
+order sent while the worker was busy elsewhere is never missed. A cancelled task that is
+running is killed by its executor; one that waits for resources is taken out of the waiting
+line and reported cancelled through `on_withdrawn` (it never starts).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
 
     from redis.asyncio import Redis
 
+    from worker.handle import TaskHandle
     from worker.inflight import InFlight
 
 logger = logging.getLogger(__name__)
@@ -31,13 +34,14 @@ async def last_entry_id(redis: Redis, stream: str) -> str:
 class ControlReader:
     def __init__(
         self, redis: Redis, stream: str, block_ms: int, inflight: InFlight,
-        on_drain: Callable[[str], None],
+        on_drain: Callable[[str], None], on_withdrawn: Callable[[list[TaskHandle]], None],
     ) -> None:
         self.redis = redis
         self.stream = stream
         self.block_ms = block_ms
         self.inflight = inflight
         self.on_drain = on_drain
+        self.on_withdrawn = on_withdrawn  # reports stopped waiting tasks (must not block)
         self.last_id = "0-0"
 
     async def start_from_now(self) -> None:
@@ -62,6 +66,9 @@ class ControlReader:
                 logger.info("cancel %s/%s#%d", run, node, h.msg.attempt,
                             extra={"run": run, "node": node, "attempt": h.msg.attempt})
                 h.request_stop(Outcome.CANCELLED, "cancelled")
+            waiting = self.inflight.withdraw(handles)
+            if waiting:
+                self.on_withdrawn(waiting)
         elif op in ("drain", "shutdown"):
             self.on_drain(f"{op} order")
         else:

@@ -1,7 +1,9 @@
 """The runner's presence in Redis: runner hash, runners set, heartbeat key, consumer groups.
 
 Field values stay flat and readable (`redis-cli HGETALL dagb:runner:{id}`); the broker sums
-`slots` of live runners in state `active` per class into the dispatch capacity.
+`slots` of live runners in state `active` per class into the dispatch capacity, and keeps
+out of the streams tasks needing more `cores` / `memory_mb` / `gpus` than any live runner of
+their class offers. `free_*` and `busy` describe the running tasks at the last heartbeat.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from redis.exceptions import ResponseError
 
 from broker import __version__
 from broker.keys import WORKER_GROUP
+from worker.resources import Amount, format_cores
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -42,8 +45,23 @@ class RunnerStatus:
     """What changes while the runner lives."""
 
     state: str = ACTIVE
-    busy: int = 0
+    busy: int = 0  # tasks running (not those waiting for resources)
     started_at_ms: int = field(default_factory=now_ms)
+    free: Amount | None = None  # what the running tasks leave free (None: everything)
+
+
+def resource_fields(settings: WorkerSettings, free: Amount | None) -> dict[str, str]:
+    """Totals offered and what is free now: `cores` as "4" or "0.5", memory in MiB, GPUs."""
+    total = Amount.of(settings.cores, settings.memory_mb, settings.gpus)
+    now = free if free is not None else total
+    return {
+        "cores": format_cores(total.millicores),
+        "memory_mb": str(total.memory_mb),
+        "gpus": str(total.gpus),
+        "free_cores": format_cores(now.millicores),
+        "free_memory_mb": str(max(0, now.memory_mb)),
+        "free_gpus": str(max(0, now.gpus)),
+    }
 
 
 def runner_fields(
@@ -56,6 +74,7 @@ def runner_fields(
         "classes": ",".join(settings.classes),
         "slots": str(settings.slots),
         "busy": str(st.busy),
+        **resource_fields(settings, st.free),
         "executors": ",".join(executors),
         "labels": json.dumps(settings.labels, sort_keys=True),
         "state": st.state,

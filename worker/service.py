@@ -4,8 +4,9 @@ and shuts them down in a fixed order.
 Shutdown (first SIGTERM/SIGINT, a drain/shutdown order, or the caller's stop event):
   1. the consumer stops reading (its blocking read is cancelled);
   2. the runner's state becomes `draining` (the broker stops counting its slots);
-  3. running tasks get grace_period_s (a second signal cuts it short); what still runs is
-     killed and reported handed_back, as is anything read but not started;
+  3. tasks waiting for resources are handed back at once (never started); running tasks get
+     grace_period_s (a second signal cuts it short); what still runs is killed and reported
+     handed_back, as is anything read but not started;
   4. the heartbeat keeps renewing leases until every batch has reported;
   5. entries pending on this consumer that never reached an executor are handed back;
   6. the runner hash, heartbeat key and control stream are deleted; the caller closes Redis.
@@ -24,7 +25,7 @@ from broker.engine.scripts import Scripts
 from broker.keys import Keys
 from broker.wire import Outcome
 from worker.artifacts import store_from_settings
-from worker.batchrun import run_batch
+from worker.batchrun import run_batch, simple_completion
 from worker.consumer import Consumer
 from worker.control import ControlReader
 from worker.executors import REGISTRY, ExecContext, configure_executors
@@ -45,7 +46,8 @@ from worker.registry import (
     set_runner_state,
     unregister_runner,
 )
-from worker.reporter import ack_entries
+from worker.reporter import ack_entries, report_completions
+from worker.resources import Amount, format_cores
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Mapping
@@ -81,7 +83,7 @@ class Worker:
         self.executors = advertised_executors()
         self.artifacts = store_from_settings(s)
         self.status = RunnerStatus()
-        self.inflight = InFlight(s.slots)
+        self.inflight = InFlight(s.slots, Amount.of(s.cores, s.memory_mb, s.gpus))
         self.draining = asyncio.Event()
         self.hard_stop = asyncio.Event()
         self.scripts = Scripts(redis, s.prefix)
@@ -92,11 +94,12 @@ class Worker:
         )
         self.consumer = Consumer(
             redis, s.runner_id, self.streams, s.block_ms, self.inflight,
-            launch=self.launch_batch, drop=self.drop_entries,
+            launch=self.launch_batch, drop=self.drop_entries, settle=self.settle_unstarted,
             batch_max=s.batch_max,
         )
         self.control = ControlReader(
-            redis, self.keys.control(s.runner_id), s.block_ms, self.inflight, self.request_drain
+            redis, self.keys.control(s.runner_id), s.block_ms, self.inflight, self.request_drain,
+            on_withdrawn=self.settle_unstarted,
         )
         self._tasks: set[asyncio.Task[None]] = set()  # batches and acks in flight
 
@@ -118,6 +121,35 @@ class Worker:
     def launch_batch(self, handles: list[TaskHandle]) -> None:
         self._spawn(self._run_batch(handles))
 
+    def settle_unstarted(self, handles: list[TaskHandle]) -> None:
+        """Report stopped tasks that never started (cancelled or handed back while waiting
+        for resources, or too big for this runner) with their stop outcome and reason."""
+        self._spawn(self._report_unstarted(handles))
+
+    async def _report_unstarted(self, handles: list[TaskHandle]) -> None:
+        rid = self.settings.runner_id
+        items = [(h.key, simple_completion(h, rid, h.stop_outcome or Outcome.HANDED_BACK,
+                                           h.stop_reason)) for h in handles]
+        try:
+            await report_completions(self.redis, self.keys, items)
+        finally:
+            self.inflight.discard(handles)
+            self._start_waiting()
+
+    def _start_waiting(self) -> None:
+        """Resources or a slot came free: start the waiting tasks that fit (not when draining:
+        the drain hands them back)."""
+        if not self.draining.is_set():
+            self.consumer.launch_ready()
+
+    def _hand_back_waiting(self) -> None:
+        waiting = self.inflight.withdraw_all()
+        if waiting:
+            logger.info("handing back %d task(s) waiting for resources", len(waiting))
+            for h in waiting:
+                h.request_stop(Outcome.HANDED_BACK, "runner shutting down")
+            self.settle_unstarted(waiting)
+
     def drop_entries(self, entries: list[Entry]) -> None:
         self._spawn(self._ack([(stream, msg_id) for stream, msg_id, _ in entries]))
 
@@ -133,6 +165,7 @@ class Worker:
                              "the broker's reaper", len(handles))
         finally:
             self.inflight.discard(handles)
+            self._start_waiting()
 
     async def _run_batch(self, handles: list[TaskHandle]) -> None:
         try:
@@ -142,9 +175,11 @@ class Worker:
                              "broker's reaper", len(handles))
         finally:
             self.inflight.discard(handles)
+            self._start_waiting()
 
     async def beat(self) -> None:
-        self.status.busy = len(self.inflight)
+        self.status.busy = self.inflight.running()
+        self.status.free = self.inflight.pool.free
         await send_heartbeat(
             self.redis, self.keys, self.settings, self.executors, self.status,
             self.inflight.ids_by_stream(),
@@ -163,8 +198,10 @@ class Worker:
             logger.info("re-attaching to %d SLURM job(s) of this runner", len(handles))
             self.inflight.add(handles)
             self._spawn(self._resume(handles))
-        logger.info("runner %s up: classes %s, %d slot(s), executors %s", s.runner_id,
-                    ",".join(s.classes), s.slots, ",".join(self.executors))
+        logger.info("runner %s up: classes %s, %d slot(s), %s core(s), %d MiB, %d GPU(s), "
+                    "executors %s", s.runner_id, ",".join(s.classes), s.slots,
+                    format_cores(self.inflight.pool.total.millicores), s.memory_mb, s.gpus,
+                    ",".join(self.executors))
 
     async def run(self, stop: asyncio.Event | None = None) -> int:
         """Serve until drained. → exit code (1: Redis unreachable at start)."""
@@ -201,6 +238,7 @@ class Worker:
     async def _drain(self, consumer: asyncio.Task[None]) -> None:
         consumer.cancel()
         await asyncio.gather(consumer, return_exceptions=True)
+        self._hand_back_waiting()
         self.status.state = DRAINING
         try:
             await set_runner_state(self.redis, self.keys, self.settings.runner_id, DRAINING)
@@ -216,7 +254,8 @@ class Worker:
         await self._stop_batches()
 
     async def _stop_batches(self) -> None:
-        """Hand back whatever still runs, then wait until every batch has reported."""
+        """Hand back whatever waits or still runs, then wait until every batch has reported."""
+        self._hand_back_waiting()
         if len(self.inflight):
             logger.warning("handing back %d task(s) still running", len(self.inflight))
             for h in self.inflight.handles():

@@ -17,6 +17,19 @@ if TYPE_CHECKING:
 SAMPLE = 200
 
 
+def _resources(h: dict[str, str]) -> dict[str, float | int | None]:
+    """cores / memory_mb / gpus and their free_* values from a runner hash."""
+    def num(name: str, kind: type[float] | type[int]) -> float | int | None:
+        try:
+            return kind(h[name]) if h.get(name) else None
+        except ValueError:  # not written by a dagbroker worker
+            return None
+
+    return {"cores": num("cores", float), "memory_mb": num("memory_mb", int),
+            "gpus": num("gpus", int), "free_cores": num("free_cores", float),
+            "free_memory_mb": num("free_memory_mb", int), "free_gpus": num("free_gpus", int)}
+
+
 async def live_runners(redis: Redis, keys: Keys) -> list[dict[str, Any]]:
     """Registered runners whose heartbeat is alive, with their advertised capabilities."""
     ids = sorted(await redis.smembers(keys.runners()))
@@ -37,6 +50,8 @@ async def live_runners(redis: Redis, keys: Keys) -> list[dict[str, Any]]:
             "classes": [c for c in h.get("classes", "").split(",") if c],
             "slots": int(h.get("slots", 0) or 0),
             "busy": int(h.get("busy", 0) or 0),
+            # offered totals and what the running tasks leave free (None: an older worker)
+            **_resources(h),
             "executors": [e for e in h.get("executors", "").split(",") if e],
             "labels": json.loads(h["labels"]) if h.get("labels") else {},
             "state": h.get("state", ""),
