@@ -76,6 +76,7 @@ def init_command(msg: TaskMessage) -> InitCommand | None:
     if not init:
         return None
     try:
+        argv: tuple[str, ...]
         if isinstance(init, str):
             argv = (SHELL, "-c", render(init, params, shell_quote=True))
         else:
@@ -203,7 +204,11 @@ async def run_inits(
     executor: str, handles: Sequence[TaskHandle], ctx: ExecContext
 ) -> tuple[list[tuple[TaskHandle, Completion]], list[TaskHandle]]:
     """Run the batch's init(s). → (completions of tasks whose init failed, tasks to run)."""
-    if executor not in INIT_EXECUTORS or not any(h.msg.spec.init for h in handles):
+    if not any(h.msg.spec.init for h in handles):
+        return [], list(handles)
+    if executor not in INIT_EXECUTORS:
+        logger.warning("init is not run for %s tasks (only for %s)", executor,
+                       ", ".join(sorted(INIT_EXECUTORS)))
         return [], list(handles)
     groups, todo, bad = _group(handles)
     failed: list[tuple[TaskHandle, Completion]] = []
