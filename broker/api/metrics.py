@@ -116,18 +116,24 @@ async def runner_states(redis: Redis, keys: Keys, ids: list[str]) -> Counter[str
 
 
 def queue_families(
-    classes: list[str], ready: list[int], capacity: dict[str, str], streams: dict[str, Any]
+    classes: list[str], ready: list[tuple[int, int]], capacity: dict[str, str],
+    streams: dict[str, Any],
 ) -> list[Any]:
+    """`ready`: per class, (in the ready set, parked in dagb:unfit: bigger than every runner)."""
     by_class: dict[tuple[str, ...], float] = {}
-    in_flight, cap, waiting = {}, {}, {}
-    for c, n in zip(classes, ready, strict=True):
+    in_flight, cap, waiting, unfit = {}, {}, {}, {}
+    for c, (n, parked) in zip(classes, ready, strict=True):
         length, pending, _ = streams[f"q:{c}"]
-        by_class |= {(c, "ready"): n, (c, "queued"): length - pending, (c, "delivered"): pending}
+        by_class |= {(c, "ready"): n, (c, "unfit"): parked, (c, "queued"): length - pending,
+                     (c, "delivered"): pending}
         waiting[(c,)], in_flight[(c,)], cap[(c,)] = n, length, int(capacity.get(c, 0))
+        unfit[(c,)] = parked
     return [
         gauge("dagbroker_class_tasks", "Tasks per class and queue state", ["class", "state"],
               by_class),
         gauge("dagbroker_queue_ready", "Ready tasks waiting for a slot", ["class"], waiting),
+        gauge("dagbroker_queue_unfit", "Ready tasks parked: no live runner of the class is big "
+              "enough", ["class"], unfit),
         gauge("dagbroker_queue_in_flight", "Dispatched tasks not completed", ["class"],
               in_flight),
         gauge("dagbroker_queue_capacity", "Free-slot budget of live runners", ["class"], cap),
@@ -173,7 +179,9 @@ async def collect(engine: Engine) -> list[Any]:
     pipe = redis.pipeline(transaction=False)
     for c in classes:
         pipe.zcard(keys.ready(c))
-    ready = await pipe.execute() if classes else []
+        pipe.zcard(keys.unfit(c))
+    counts = await pipe.execute() if classes else []
+    ready = list(zip(counts[::2], counts[1::2], strict=True))
     streams = [("done", keys.done(), BROKER_GROUP)]
     streams += [(f"q:{c}", keys.queue(c), WORKER_GROUP) for c in classes]
     stats = await stream_stats(redis, streams)

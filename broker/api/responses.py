@@ -27,6 +27,7 @@ class ErrorBody(msgspec.Struct, kw_only=True):
 
 class QueueOverview(msgspec.Struct, kw_only=True):
     ready: int
+    parked: int = 0  # ready, but bigger than every live runner of the class (dagb:unfit)
     in_flight: int
     capacity: int
 
@@ -93,6 +94,7 @@ class TaskView(msgspec.Struct, kw_only=True, rename={"class_": "class"}):
     group: str | None = None
     member: int | None = None
     reused_from: str | None = None
+    waiting_for: str | None = None  # a parked ready task: what no live runner offers
 
 
 class RunStatus(msgspec.Struct, kw_only=True):

@@ -44,7 +44,9 @@ async def _task(request: web.Request) -> tuple[str, str, dict[str, Any]]:
     values = await engine.redis.hmget(engine.keys.task(run, task), *queries.TASK_FIELDS)
     if values[0] is None:
         raise NotFound(f"no task '{task}' in run '{run}'", {"run": run, "task": task})
-    return run, task, queries.task_view(task, values, with_tail=True)
+    view = queries.task_view(task, values, with_tail=True)
+    await queries.add_waiting_for(engine.redis, engine.keys, run, [view])
+    return run, task, view
 
 
 async def task_detail(request: web.Request) -> web.Response:

@@ -49,12 +49,17 @@ def covers(offer: Offer, needs: Mapping[str, float]) -> bool:
     return all(needs.get(d, 0) <= offer.get(d, INF) for d in DIMENSIONS)
 
 
+def _dominates(a: Offer, b: Offer) -> bool:
+    """`a` offers at least as much as `b` in every dimension (missing: no limit)."""
+    return all(a.get(d, INF) >= b.get(d, INF) for d in DIMENSIONS)
+
+
 def front(offers: Iterable[Offer]) -> list[Offer]:
     """The offers no other offer covers, deduplicated, in a stable order (largest first)."""
     unique = {json.dumps(o, sort_keys=True): o for o in offers}
     kept = [
         o for k, o in unique.items()
-        if not any(k2 != k and covers(o2, o) for k2, o2 in unique.items())
+        if not any(k2 != k and _dominates(o2, o) for k2, o2 in unique.items())
     ]
     return sorted(kept, key=lambda o: tuple(-o.get(d, INF) for d in DIMENSIONS))
 

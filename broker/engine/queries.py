@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from broker.core import fit
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -171,7 +173,35 @@ async def get_tasks(
     for tid in ids:
         pipe.hmget(keys.task(run, tid), *TASK_FIELDS)
     values = await pipe.execute() if ids else []
-    return [task_view(tid, v, with_tail) for tid, v in zip(ids, values, strict=True)]
+    tasks = [task_view(tid, v, with_tail) for tid, v in zip(ids, values, strict=True)]
+    await add_waiting_for(redis, keys, run, tasks)
+    return tasks
+
+
+async def add_waiting_for(redis: Redis, keys: Keys, run: str, tasks: list[dict[str, Any]]) -> None:
+    """Give each ready task parked in dagb:unfit:{class} (it needs more than any live runner
+    of its class offers) a `waiting_for` text naming what is missing. One ZSCORE per ready
+    task; specs and offers are read only for parked ones."""
+    ready = [t for t in tasks if t["state"] == "ready"]
+    pipe = redis.pipeline(transaction=False)
+    for t in ready:
+        pipe.zscore(keys.unfit(t["class"]), f"{run}:{t['id']}")
+    scores = await pipe.execute() if ready else []
+    parked = [t for t, sc in zip(ready, scores, strict=True) if sc is not None]
+    if not parked:
+        return
+    offers: dict[str, str | None] = {}
+    specs: dict[str, str | None] = {}
+    for t in parked:
+        if t["class"] not in offers:
+            offers[t["class"]] = await redis.hget(keys.fit(t["class"]), "offers")
+        if t["node"] not in specs:
+            specs[t["node"]] = await redis.hget(keys.spec(run), t["node"])
+    for t in parked:
+        needs = fit.task_needs(json.loads(specs[t["node"]] or "{}"))
+        text = offers[t["class"]]
+        t["waiting_for"] = (fit.unfit_reason(needs, json.loads(text), t["class"]) if text
+                            else f"a live runner of class '{t['class']}' big enough for it")
 
 
 async def list_runs(
@@ -188,16 +218,19 @@ async def list_runs(
 
 
 async def queue_overview(redis: Redis, keys: Keys) -> dict[str, dict[str, int]]:
-    """Per class: ready (waiting for a slot), in_flight (in the stream), capacity."""
+    """Per class: ready (waiting for a slot), parked (ready, but bigger than every live runner
+    of the class), in_flight (in the stream), capacity."""
     classes = sorted(await redis.smembers(keys.classes()))
     capacity = await redis.hgetall(keys.capacity())
     pipe = redis.pipeline(transaction=False)
     for c in classes:
         pipe.zcard(keys.ready(c))
+        pipe.zcard(keys.unfit(c))
         pipe.xlen(keys.queue(c))
     res = await pipe.execute() if classes else []
     return {
-        c: {"ready": res[2 * i], "in_flight": res[2 * i + 1], "capacity": int(capacity.get(c, 0))}
+        c: {"ready": res[3 * i], "parked": res[3 * i + 1], "in_flight": res[3 * i + 2],
+            "capacity": int(capacity.get(c, 0))}
         for i, c in enumerate(classes)
     }
 
