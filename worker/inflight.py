@@ -37,6 +37,7 @@ class InFlight:
         self._waiting: deque[TaskHandle] = deque()
         self._running: dict[tuple[str, str], Amount] = {}  # what each running task took
         self._changed = asyncio.Event()
+        self._coreless = False  # the last read held only tasks needing no cores here
 
     def __len__(self) -> int:
         return len(self._held)
@@ -61,9 +62,14 @@ class InFlight:
         cores would mostly hold tasks that cannot start here yet while another runner could
         run them now. At least one is read, so a runner whose cores are all busy still keeps
         the next task ready to start the moment one ends (and fractional tasks fit).
+        When the last read held only tasks that need no cores here (slurm, ssh, aws_batch:
+        they run elsewhere), it reads all free slots, so a SLURM runner on a small login node
+        still reads a whole job array's worth at once.
         """
         if self._waiting:
             return 0
+        if self._coreless:
+            return self.free()
         return min(self.free(), max(1, self.pool.free.whole_cores))
 
     def add(self, handles: Iterable[TaskHandle]) -> None:
@@ -78,6 +84,9 @@ class InFlight:
         runner: stopped (handed back, with the missing capability as reason) and held until
         reported, never queued."""
         never: list[TaskHandle] = []
+        handles = list(handles)
+        if handles:
+            self._coreless = all(_need(h).millicores == 0 for h in handles)
         for h in handles:
             self._held[h.key] = h
             reason = shortfall(_need(h), self.pool.total, runner)

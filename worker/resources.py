@@ -72,8 +72,17 @@ class Amount(msgspec.Struct, frozen=True):
         return max(0, self.millicores // MILLI)
 
 
+# Executors whose tasks run elsewhere (a SLURM node, an SSH host, AWS): their cores, memory and
+# GPUs are the cluster's, not this worker's, so they only take a slot here. (The broker's
+# fit check skips them too: broker/engine/lua/lib.lua.)
+REMOTE_EXECUTORS = frozenset({"slurm", "ssh", "aws_batch"})
+NOTHING = Amount.of(0, 0, 0)
+
+
 def need_of(spec: TaskSpec) -> Amount:
-    """What one task needs while it runs."""
+    """What one task needs from this runner while it runs."""
+    if spec.executor in REMOTE_EXECUTORS:
+        return NOTHING
     return Amount.of(spec.cores, spec.memory_mb, spec.gpus)
 
 

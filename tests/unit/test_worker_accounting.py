@@ -128,6 +128,29 @@ def test_inflight_read_count_reads_one_ahead_and_never_past_the_slots() -> None:
     assert fl.free() == 0 and fl.read_count() == 0
 
 
+def remote(node: str, executor: str = "slurm", **spec: object) -> TaskHandle:
+    return TaskHandle(TaskMessage(
+        msg_id=f"1-{node}", stream="q", run="r", node=node, attempt=1, tpl=node, batch="b",
+        spec=TaskSpec(node=node, executor=executor, **spec),  # type: ignore[arg-type]
+    ))
+
+
+def test_remote_tasks_take_a_slot_but_no_local_resources() -> None:
+    for ex in ("slurm", "ssh", "aws_batch"):
+        assert need_of(TaskSpec(node="a", executor=ex, cores=64, memory_mb=1 << 20, gpus=8)) \
+            == Amount(0, 0, 0)
+    fl = InFlight(100, Amount.of(2, 1024, 0))  # a SLURM runner on a small login node
+    assert fl.read_count() == 2  # nothing known yet: the core cap
+    hs = [remote(f"s{i}", cores=32, memory_mb=65536) for i in range(2)]
+    assert fl.hold(hs, "w1") == []  # not too big: the cluster runs them, not this host
+    assert nodes(fl.admit()) == ["s0", "s1"]
+    assert fl.pool.free == fl.pool.total
+    assert fl.read_count() == 98  # the last read needed no cores here: read every free slot
+    fl.hold([remote("s2"), handle("local")], "w1")
+    fl.admit()
+    assert fl.read_count() == 1  # a local task came along: back to the core cap (1 core free)
+
+
 def test_inflight_rejects_what_can_never_fit() -> None:
     fl = InFlight(4, Amount.of(4, 1024, 0))
     hs = [handle("big", cores=8), handle("ok"), handle("gpu", gpus=1)]
