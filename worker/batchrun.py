@@ -44,6 +44,8 @@ async def _start(
     flags = await scripts.start(ctx.runner_id, items)
     stale = [h for h, ok in zip(handles, flags, strict=True) if not ok]
     if stale:
+        for h in stale:
+            h.mark_reported()  # acked here: not an entry the broker took back (fencing)
         logger.info("skipping %d stale task(s): %s", len(stale),
                     ", ".join(f"{h.msg.run}/{h.msg.node}#{h.msg.attempt}" for h in stale[:5]))
         await ack_entries(ctx.redis, [h.key for h in stale])
@@ -92,4 +94,6 @@ async def run_batch(handles: Sequence[TaskHandle], ctx: ExecContext, scripts: Sc
     results, todo = _triage(handles, executor, name, ctx.runner_id)
     if todo and executor is not None:
         results += await _execute(todo, executor, ctx, scripts)
+    for h, _ in results:
+        h.mark_reported()  # acked below: not an entry the broker took back (fencing)
     await report_completions(ctx.redis, ctx.keys, [(h.key, c) for h, c in results])

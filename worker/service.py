@@ -32,6 +32,7 @@ from worker.executors import REGISTRY, ExecContext, configure_executors
 from worker.executors.aws_batch import enable_aws_batch
 from worker.executors.aws_config import aws_batch_config
 from worker.executors.slurm_reattach import find_reattachable, run_reattached
+from worker.fencing import Fence, ids_by_stream
 from worker.heartbeat import send_heartbeat
 from worker.inflight import InFlight
 from worker.loops import run_every, run_forever, wait_first
@@ -84,6 +85,8 @@ class Worker:
         self.artifacts = store_from_settings(s)
         self.status = RunnerStatus()
         self.inflight = InFlight(s.slots, Amount.of(s.cores, s.memory_mb, s.gpus))
+        self.fence = Fence(s, self.inflight, self._start_waiting)  # the lease may be gone: stop
+        self._link_broken = False  # a heartbeat failed since the last one that got through
         self.draining = asyncio.Event()
         self.hard_stop = asyncio.Event()
         self.scripts = Scripts(redis, s.prefix)
@@ -178,19 +181,42 @@ class Worker:
             self._start_waiting()
 
     async def beat(self) -> None:
+        """Heartbeat + lease renewal; stops the tasks the broker took back (worker/fencing.py).
+
+        Bounded by the fence deadline: a reply later than that cannot lift a fence anyway,
+        and a heartbeat hung on a dead connection must not stop the next ones.
+        """
+        self.fence.check()  # back from a long pause: fence before anything else
         self.status.busy = self.inflight.running()
         self.status.free = self.inflight.pool.free
-        await send_heartbeat(
-            self.redis, self.keys, self.settings, self.executors, self.status,
-            self.inflight.ids_by_stream(),
-        )
+        taken = self.inflight.handles()
+        sent_at = self.fence.now()
+        try:
+            lost = await asyncio.wait_for(send_heartbeat(
+                self.redis, self.keys, self.settings, self.executors, self.status,
+                ids_by_stream(taken), self.scripts,
+            ), self.fence.after_s)
+        except (RedisError, OSError, TimeoutError):
+            self._link_broken = True
+            raise
+        if self._link_broken:  # idle pooled connections died with the link: drop them first,
+            self._link_broken = False  # or the next command on each fails once (a batch start)
+            await self.redis.connection_pool.disconnect(inuse_connections=False)
+        self.fence.renewed(sent_at)
+        self.fence.drop_lost(taken, lost)
+
+    async def _consume_once(self) -> None:
+        await self.fence.wait_leased()  # cut off: take nothing new until a heartbeat gets through
+        await self.consumer.read_once()
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         """Register BEFORE reading: the broker's capacity for a class comes from live runners."""
         s = self.settings
         await self.control.start_from_now()
+        sent_at = self.fence.now()
         await register_runner(self.redis, self.keys, s, self.executors, self.status)
+        self.fence.renewed(sent_at)  # registering sets the heartbeat key
         await ensure_groups(self.redis, self.streams)
         handles = await find_reattachable(self.redis, self.keys, self.streams, s.runner_id,
                                           held=self.inflight)
@@ -216,9 +242,11 @@ class Worker:
         loops = [
             asyncio.create_task(heartbeat),
             asyncio.create_task(run_forever(self.control.read_once, closed, "control reader")),
+            asyncio.create_task(run_every(self.fence.poll_s, self.fence.watch, beat_stop,
+                                          "fencing")),
         ]
         consumer = asyncio.create_task(
-            run_forever(self.consumer.read_once, self.draining, "consumer")
+            run_forever(self._consume_once, self.draining, "consumer")
         )
         try:
             await wait_first(self.draining.wait(), *([stop.wait()] if stop else []), timeout_s=None)

@@ -1,14 +1,16 @@
 """Loads the Lua scripts once (lib.lua prepended) and wraps each in a typed coroutine.
 
-Used by the broker and, for `start`, by workers: depends only on redis-py.
+Used by the broker and, for `start` and `renew_leases`, by workers: depends only on redis-py.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING
+
+from broker.keys import WORKER_GROUP
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -16,8 +18,9 @@ if TYPE_CHECKING:
 
 SCRIPT_NAMES = (
     "complete", "dispatch", "start", "promote", "release_run", "cancel_run", "redo_link",
-    "clear_queue", "deliver_event", "refit",
+    "clear_queue", "deliver_event", "renew_leases", "refit",
 )
+RENEW_CHUNK = 500  # entry ids per renew_leases call (Lua's unpack has a stack limit)
 
 
 def now_ms() -> int:
@@ -82,6 +85,21 @@ class Scripts:
         for run, node, attempt in items:
             args += [run, node, attempt]
         return [bool(x) for x in await self._s["start"](args=args)]
+
+    async def renew_leases(
+        self, runner: str, held: Mapping[str, Sequence[str]]
+    ) -> set[tuple[str, str]]:
+        """Renew the entries still pending on `runner` (stream → ids) → the (stream, id) lost."""
+        chunks: list[list[str | int]] = []
+        for stream, ids in held.items():
+            for i in range(0, len(ids), RENEW_CHUNK):
+                part = ids[i : i + RENEW_CHUNK]
+                chunks.append([stream, len(part), *part])
+        lost: set[tuple[str, str]] = set()
+        for chunk in chunks:
+            out = await self._s["renew_leases"](args=[*self._head(), WORKER_GROUP, runner, *chunk])
+            lost.update((str(out[i]), str(out[i + 1])) for i in range(0, len(out), 2))
+        return lost
 
     async def refit(self, args: Sequence[str], now: int | None = None) -> tuple[int, int]:
         """Record each class's runner offers (runners.refit_args); parked tasks go back to the
