@@ -16,13 +16,19 @@ from typing import Any
 
 DIMENSIONS = ("cores", "memory_mb", "gpus")
 LABELS = {"cores": "cores", "memory_mb": "memory", "gpus": "GPUs"}
+# Executors whose tasks run elsewhere (SLURM, SSH host, AWS): the runner's size does not limit
+# them (the same set as worker/resources.py REMOTE_EXECUTORS and lib.lua).
+REMOTE_EXECUTORS = frozenset({"slurm", "ssh", "aws_batch"})
 INF = math.inf
 
 Offer = dict[str, float]  # dimension → amount; a missing dimension means no limit
 
 
 def task_needs(spec: Mapping[str, Any]) -> dict[str, float]:
-    """A TaskSpec's requirements as JSON-decoded (defaults omitted: 1 core, no memory, 0 GPUs)."""
+    """A TaskSpec's requirements as JSON-decoded (defaults omitted: 1 core, no memory, 0 GPUs).
+    A task of a remote executor needs nothing of the runner itself (worker/resources.py)."""
+    if spec.get("executor") in REMOTE_EXECUTORS:
+        return {d: 0.0 for d in DIMENSIONS}
     return {
         "cores": float(spec.get("cores", 1) or 0),
         "memory_mb": float(spec.get("memory_mb") or 0),

@@ -238,3 +238,16 @@ async def test_lost_big_task_is_parked_when_its_runner_is_gone(
     assert (await h.task("big"))["attempt"] == "2"
     assert await parked(h) == ["big"] and await h.queued() == []
     await h.check()
+
+
+async def test_remote_executor_tasks_are_not_limited_by_the_runner_size(
+    h: Harness, watch: RunnerWatch
+) -> None:
+    """A SLURM task's cores are the cluster's: a small login-node runner still takes it."""
+    await add_runner(h, "login", classes="slurm", cores=2, memory_mb=2048, gpus=0)
+    await h.submit({"sim": {"executor": "slurm", "command": "srun sim",
+                            "resources": {"cores": 64, "memory": "256G", "gpus": 4}}})
+    await watch.scan()
+    assert await parked(h, "slurm") == []
+    assert await h.queued("slurm") == ["sim"]
+    await h.check()

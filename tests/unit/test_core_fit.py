@@ -12,6 +12,8 @@ def test_task_needs_defaults_of_an_omit_defaults_spec() -> None:
         "cores": 1.0, "memory_mb": 0.0, "gpus": 0.0}
     assert fit.task_needs({"cores": 0.5, "memory_mb": 2048, "gpus": 2}) == {
         "cores": 0.5, "memory_mb": 2048.0, "gpus": 2.0}
+    assert fit.task_needs({"executor": "slurm", "cores": 64, "gpus": 4}) == {
+        "cores": 0.0, "memory_mb": 0.0, "gpus": 0.0}
 
 
 def test_runner_offer_missing_or_bad_fields_have_no_limit() -> None:
