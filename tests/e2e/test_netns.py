@@ -79,9 +79,9 @@ class Remote:
         _, url = self.cluster.start_broker(host=self.ns.host_ip)  # API on the link's host end
         return url
 
-    def start_worker(self, **kw: Any) -> Proc:
+    def start_worker(self, *extra: str, **kw: Any) -> Proc:
         return self.cluster.start_worker(
-            name=WORKER, wrap=self.ns.exec_argv(), redis_url=self.worker_redis_url, **kw
+            *extra, name=WORKER, wrap=self.ns.exec_argv(), redis_url=self.worker_redis_url, **kw
         )
 
 
@@ -206,7 +206,8 @@ async def test_run_survives_a_cut_link(remote: Remote, keys: Any) -> None:
     while another attempt of it was still alive."""
     r, ns = remote, remote.ns
     url = r.start_broker()
-    worker = r.start_worker(slots=4, heartbeat_ttl=2.0)  # free slots: room for a 2nd attempt
+    # free slots and cores: room for a 2nd attempt next to a 1st one that was not stopped
+    worker = r.start_worker("--cores", "8", slots=4, heartbeat_ttl=2.0)
     marks = r.cluster.tmp / "marks"
     wf = {"name": "cut", "nodes": {
         "a": {"command": marked(marks, 150)},
