@@ -37,7 +37,7 @@ import redis.asyncio as aredis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from broker.embedded_redis import EmbeddedRedis  # noqa: E402
+from broker.embedded_redis import EmbeddedRedis, free_tcp_port  # noqa: E402
 from broker.keys import Keys  # noqa: E402
 from broker.spec import TaskSpec, task_spec_encoder  # noqa: E402
 from broker.wire import Completion  # noqa: E402
@@ -49,6 +49,9 @@ import asyncio, decimal, email.mime.multipart, http.client, os, statistics
 def work(i):
     return {"i": i, "pid": os.getpid(), "mean": statistics.fmean(range(i + 1))}
 """
+# 64 cold interpreters starting at once on 2 cores starve the worker's loop for seconds: with
+# the default TTL (10 s) it fences itself (tasks reported lost); this measures throughput.
+HEARTBEAT = ["--heartbeat-ttl", "60"]
 BATCH_LINE = re.compile(r"batch of (\d+) python task\(s\) ran in (\d+) warm interpreter")
 
 
@@ -74,7 +77,8 @@ async def wait_done(r: aredis.Redis, keys: Keys, n: int, timeout_s: float) -> li
         if time.monotonic() > deadline:
             raise TimeoutError(f"fewer than {n} completions after {timeout_s}s")
         await asyncio.sleep(0.02)
-    return [Completion.from_fields(f) for _, f in await r.xrange(keys.done())]
+    entries: Any = await r.xrange(keys.done())
+    return [Completion.from_fields(f) for _, f in entries]
 
 
 def worker_flags(slots: int) -> list[str]:
@@ -99,7 +103,7 @@ async def one_case(
         proc = subprocess.Popen(
             [sys.executable, "-m", "worker", "--redis-url", redis_url, "--prefix", prefix,
              "--classes", "cpu", *worker_flags(slots), "--id", runner, "--batch-max",
-             str(batch_max), "--data-dir", str(tmp / prefix), *extra_args],
+             str(batch_max), "--data-dir", str(tmp / prefix), *HEARTBEAT, *extra_args],
             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp,
         )
     try:
@@ -115,7 +119,9 @@ async def one_case(
         await r.aclose()
     failed = [c for c in done if c.outcome.value != "succeeded"]
     if failed:
-        raise RuntimeError(f"{name}: {len(failed)} task(s) failed, e.g. {failed[0].reason}")
+        tail = log_path.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{name}: {len(failed)} task(s) failed, e.g. {failed[0].reason}; "
+                           f"the worker's log ends:\n{tail}")
     return {"tasks": n, "batch_max": batch_max, "wall_s": wall_s, "tasks_per_s": n / wall_s,
             "done": done, "log": log_path.read_text(errors="replace")}
 
@@ -153,7 +159,7 @@ def _sbatch_wrapper(bindir: Path, count_file: Path) -> None:
 
 async def slurm_cases(redis_url: str, tmp: Path, n: int, slots: int) -> list[dict[str, Any]]:
     cluster = tmp / "slurm"
-    ports = {"SLURMCTLD_PORT": "16817", "SLURMD_PORT": "16818"}
+    ports = {"SLURMCTLD_PORT": str(free_tcp_port()), "SLURMD_PORT": str(free_tcp_port())}
     subprocess.run([str(PEERS / "start-slurm.sh"), str(cluster)], check=True,
                    capture_output=True, env={**os.environ, **ports})
     out = []
@@ -241,8 +247,9 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, {platform.system()}",
         "python": platform.python_version(),
-        "setup": f"embedded redis-server, 1 worker process × {args.slots} slots, tasks "
-                 "dispatched all at once; wall time = dispatch → last completion",
+        "setup": f"embedded redis-server, 1 worker process × {args.slots} slots "
+                 "(`--heartbeat-ttl 60`), tasks dispatched all at once; wall time = dispatch → "
+                 "last completion",
     }
     text = table(py, slurm, why, meta)
     print(text)
