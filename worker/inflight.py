@@ -37,7 +37,9 @@ class InFlight:
         self._waiting: deque[TaskHandle] = deque()
         self._running: dict[tuple[str, str], Amount] = {}  # what each running task took
         self._changed = asyncio.Event()
-        self._coreless = False  # the last read held only tasks needing no cores here
+        # the last read held only tasks needing no cores here (so far: none read, so a SLURM
+        # runner's first read already takes a whole array's worth)
+        self._coreless = True
 
     def __len__(self) -> int:
         return len(self._held)
@@ -63,8 +65,9 @@ class InFlight:
         run them now. At least one is read, so a runner whose cores are all busy still keeps
         the next task ready to start the moment one ends (and fractional tasks fit).
         When the last read held only tasks that need no cores here (slurm, ssh, aws_batch:
-        they run elsewhere), it reads all free slots, so a SLURM runner on a small login node
-        still reads a whole job array's worth at once.
+        they run elsewhere), and before the first read, it reads all free slots, so a SLURM
+        runner on a small login node reads a whole job array's worth at once. (By default
+        slots = cores, so for one-core tasks both bounds agree anyway.)
         """
         if self._waiting:
             return 0

@@ -98,7 +98,7 @@ def test_shortfall_names_the_missing_capability() -> None:
 
 def test_inflight_waits_admits_releases_and_withdraws() -> None:
     fl = InFlight(4, Amount.of(2, 4096, 0))
-    assert fl.read_count() == 2  # min(4 slots, 2 free cores)
+    assert fl.read_count() == 4  # nothing read yet: every free slot
     hs = [handle("a"), handle("b", cores=2), handle("c")]
     assert fl.hold(hs, "w1") == []
     assert nodes(fl.admit()) == ["a"]
@@ -120,7 +120,7 @@ def test_inflight_waits_admits_releases_and_withdraws() -> None:
 
 def test_inflight_read_count_reads_one_ahead_and_never_past_the_slots() -> None:
     fl = InFlight(3, Amount.of(1.5, 4096, 0))
-    assert fl.read_count() == 1  # floor of 1.5 free cores
+    assert fl.read_count() == 3  # nothing read yet: every free slot
     fl.hold([handle("a")], "w1")
     fl.admit()
     assert fl.read_count() == 1  # 0.5 free cores: still one, to start the next at once
@@ -140,7 +140,7 @@ def test_remote_tasks_take_a_slot_but_no_local_resources() -> None:
         assert need_of(TaskSpec(node="a", executor=ex, cores=64, memory_mb=1 << 20, gpus=8)) \
             == Amount(0, 0, 0)
     fl = InFlight(100, Amount.of(2, 1024, 0))  # a SLURM runner on a small login node
-    assert fl.read_count() == 2  # nothing known yet: the core cap
+    assert fl.read_count() == 100  # nothing read yet: every free slot (a whole array)
     hs = [remote(f"s{i}", cores=32, memory_mb=65536) for i in range(2)]
     assert fl.hold(hs, "w1") == []  # not too big: the cluster runs them, not this host
     assert nodes(fl.admit()) == ["s0", "s1"]
