@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
+from broker.core.fit import NO_LOCAL_NEEDS
+
 if TYPE_CHECKING:
     from collections import deque
     from collections.abc import Callable
@@ -72,16 +74,14 @@ class Amount(msgspec.Struct, frozen=True):
         return max(0, self.millicores // MILLI)
 
 
-# Executors whose tasks run elsewhere (a SLURM node, an SSH host, AWS): their cores, memory and
-# GPUs are the cluster's, not this worker's, so they only take a slot here. (The broker's
-# fit check skips them too: broker/engine/lua/lib.lua.)
-REMOTE_EXECUTORS = frozenset({"slurm", "ssh", "aws_batch"})
+# Tasks that run elsewhere (SLURM, SSH, AWS: their cores, memory and GPUs are the cluster's)
+# or run nothing (noop) only take a slot here; the broker's fit check skips them too.
 NOTHING = Amount.of(0, 0, 0)
 
 
 def need_of(spec: TaskSpec) -> Amount:
     """What one task needs from this runner while it runs."""
-    if spec.executor in REMOTE_EXECUTORS:
+    if spec.executor in NO_LOCAL_NEEDS:
         return NOTHING
     return Amount.of(spec.cores, spec.memory_mb, spec.gpus)
 

@@ -16,9 +16,11 @@ from typing import Any
 
 DIMENSIONS = ("cores", "memory_mb", "gpus")
 LABELS = {"cores": "cores", "memory_mb": "memory", "gpus": "GPUs"}
-# Executors whose tasks run elsewhere (SLURM, SSH host, AWS): the runner's size does not limit
-# them (the same set as worker/resources.py REMOTE_EXECUTORS and lib.lua).
-REMOTE_EXECUTORS = frozenset({"slurm", "ssh", "aws_batch"})
+# Executors whose tasks use none of the runner's own cores, memory or GPUs: those that run
+# elsewhere (a SLURM node, an SSH host, AWS), and those that run nothing (`noop`, and `event`,
+# which the broker completes). The runner's size does not limit them; they only take a slot.
+# worker/resources.py uses this set; lib.lua `NO_LOCAL_NEEDS` must list the same names.
+NO_LOCAL_NEEDS = frozenset({"slurm", "ssh", "aws_batch", "noop", "event"})
 INF = math.inf
 
 Offer = dict[str, float]  # dimension → amount; a missing dimension means no limit
@@ -26,8 +28,8 @@ Offer = dict[str, float]  # dimension → amount; a missing dimension means no l
 
 def task_needs(spec: Mapping[str, Any]) -> dict[str, float]:
     """A TaskSpec's requirements as JSON-decoded (defaults omitted: 1 core, no memory, 0 GPUs).
-    A task of a remote executor needs nothing of the runner itself (worker/resources.py)."""
-    if spec.get("executor") in REMOTE_EXECUTORS:
+    A task of an executor in NO_LOCAL_NEEDS needs nothing of the runner itself."""
+    if spec.get("executor") in NO_LOCAL_NEEDS:
         return {d: 0.0 for d in DIMENSIONS}
     return {
         "cores": float(spec.get("cores", 1) or 0),

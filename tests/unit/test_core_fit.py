@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 from broker.core import fit
 
@@ -69,3 +71,15 @@ def test_reasons() -> None:
     assert fit.unfit_reason(needs, offers, "cpu") == (
         "needs 8 cores and 16 GiB of memory on one runner; no live runner of class 'cpu' "
         "offers all of them (they offer 8 cores and 4 GiB, 2 cores and unlimited memory)")
+
+
+def test_executors_without_local_needs_agree_with_lib_lua() -> None:
+    """lib.lua keeps its own copy of the set (Lua cannot import Python): the two must agree."""
+    lua = (Path(fit.__file__).parents[1] / "engine" / "lua" / "lib.lua").read_text()
+    m = re.search(r"local NO_LOCAL_NEEDS = \{([^}]*)\}", lua)
+    assert m is not None
+    assert set(re.findall(r"(\w+) = true", m.group(1))) == set(fit.NO_LOCAL_NEEDS)
+    for ex in fit.NO_LOCAL_NEEDS:
+        assert fit.task_needs({"executor": ex, "cores": 64, "gpus": 4}) == {
+            "cores": 0.0, "memory_mb": 0.0, "gpus": 0.0}
+    assert fit.task_needs({"executor": "python", "cores": 2})["cores"] == 2.0

@@ -20,7 +20,7 @@ from worker.resources import Amount, Pool, admit, format_cores, need_of, shortfa
 def handle(node: str, **spec: object) -> TaskHandle:
     return TaskHandle(TaskMessage(
         msg_id=f"1-{node}", stream="q", run="r", node=node, attempt=1, tpl=node, batch="b",
-        spec=TaskSpec(node=node, executor="noop", **spec),  # type: ignore[arg-type]
+        spec=TaskSpec(node=node, executor="shell", **spec),  # type: ignore[arg-type]
     ))
 
 
@@ -29,8 +29,8 @@ def nodes(handles: list[TaskHandle]) -> list[str]:
 
 
 def test_needs_come_from_the_spec_with_defaults() -> None:
-    assert need_of(TaskSpec(node="a", executor="noop")) == Amount(1000, 0, 0)
-    assert need_of(TaskSpec(node="a", executor="noop", cores=0.5, memory_mb=512, gpus=2)) \
+    assert need_of(TaskSpec(node="a", executor="shell")) == Amount(1000, 0, 0)
+    assert need_of(TaskSpec(node="a", executor="shell", cores=0.5, memory_mb=512, gpus=2)) \
         == Amount(500, 512, 2)
     assert Amount.of(0.1, None, 0) + Amount.of(0.2, None, 0) == Amount.of(0.3, None, 0)
     assert Amount.of(0.0004, None, 0).millicores == 1  # rounded up, never to nothing
@@ -136,7 +136,7 @@ def remote(node: str, executor: str = "slurm", **spec: object) -> TaskHandle:
 
 
 def test_remote_tasks_take_a_slot_but_no_local_resources() -> None:
-    for ex in ("slurm", "ssh", "aws_batch"):
+    for ex in ("slurm", "ssh", "aws_batch", "noop"):
         assert need_of(TaskSpec(node="a", executor=ex, cores=64, memory_mb=1 << 20, gpus=8)) \
             == Amount(0, 0, 0)
     fl = InFlight(100, Amount.of(2, 1024, 0))  # a SLURM runner on a small login node

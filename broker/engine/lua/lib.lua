@@ -193,9 +193,10 @@ local function class_offers(c)
   return cjson.decode(text)
 end
 
--- Executors whose tasks run elsewhere (a SLURM node, an SSH host, AWS): they need nothing of
--- the runner's own cores, memory or GPUs (as worker/resources.py REMOTE_EXECUTORS).
-local REMOTE_EXECUTORS = { slurm = true, ssh = true, aws_batch = true }
+-- Executors whose tasks need nothing of the runner's own cores, memory or GPUs: they run
+-- elsewhere (SLURM, SSH, AWS) or run nothing (noop, event). As broker/core/fit.py NO_LOCAL_NEEDS
+-- (a unit test checks the two lists agree).
+local NO_LOCAL_NEEDS = { slurm = true, ssh = true, aws_batch = true, noop = true, event = true }
 
 -- {cores, memory_mb, gpus} a template needs, from its spec (defaults omitted: 1, 0, 0).
 local function task_needs(ck, spec)
@@ -205,7 +206,7 @@ local function task_needs(ck, spec)
   local mem = s.memory_mb
   if type(mem) ~= 'number' then mem = 0 end
   n = { tonumber(s.cores) or 1, mem, tonumber(s.gpus) or 0 }
-  if REMOTE_EXECUTORS[s.executor] then n = { 0, 0, 0 } end
+  if NO_LOCAL_NEEDS[s.executor] then n = { 0, 0, 0 } end
   needs_cache[ck] = n
   return n
 end
