@@ -34,7 +34,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     events_maxlen: int = 100_000
     # reliability
     max_lost: int = 3  # a task lost with its worker this many times fails (worker_lost)
-    lease_ms: int = 30_000  # a dispatched entry idle this long (no lease renewal) is reclaimed
+    # a dispatched entry idle this long (no lease renewal) is reclaimed; longer than the
+    # workers' heartbeat TTL (30 s by default), which is what a cut-off worker fences against
+    lease_ms: int = 60_000
     broker_claim_idle_ms: int = (
         10_000  # a completion pending this long on a dead broker is taken over
     )

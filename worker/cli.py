@@ -107,7 +107,9 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                    help="label advertised to the broker (repeatable)")
     p.add_argument("--heartbeat-interval", type=float, default=None, metavar="SECONDS",
                    help="default: 2, or a third of --heartbeat-ttl if that is shorter")
-    p.add_argument("--heartbeat-ttl", type=float, default=10.0, metavar="SECONDS")
+    p.add_argument("--heartbeat-ttl", type=float, default=30.0, metavar="SECONDS",
+                   help="the runner is dead (its tasks reclaimed) after this long without a "
+                   "heartbeat; cut off from Redis, it stops its own tasks before then (default 30)")
     p.add_argument("--grace-period", type=float, default=30.0, metavar="SECONDS",
                    help="on SIGTERM/drain, time running tasks get to finish")
     p.add_argument("--kill-grace", type=float, default=5.0, metavar="SECONDS",

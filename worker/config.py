@@ -46,7 +46,7 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: str = "."  # logs go to {data_dir}/logs/{run}/{node}/attempt-{n}.log
     labels: dict[str, str] = {}
     heartbeat_interval_s: float = 2.0
-    heartbeat_ttl_s: float = 10.0
+    heartbeat_ttl_s: float = 30.0  # dead after this; a cut-off worker fences before (fencing.py)
     block_ms: int = 1000
     batch_max: int = 0  # tasks per executor call at most: 0 no limit, 1 no batching
     grace_period_s: float = 30.0
