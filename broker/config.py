@@ -49,7 +49,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     appendfsync: str = "everysec"
     policy_file: str | None = None  # deployment policy (broker/policy.py)
     artifacts_url: str | None = None  # the store workers upload to; default {data_dir}/artifacts
-    s3_endpoint_url: str | None = None
+    s3_endpoint_url: str | None = None  # S3-compatible endpoint of an s3:// store
+    aws_region: str | None = None  # region of an s3:// store (None: the AWS chain)
     nodeworks_plugins: list[str] = []  # modules adding Nodeworks node types (workers need them too)
     log_json: bool = False
     # health and TLS (docs/operations.md)
@@ -73,5 +74,10 @@ def settings_from_env(**overrides: object) -> Settings:
     }
     if env.get("DAGBROKER_PORT"):
         base["port"] = int(env["DAGBROKER_PORT"])
+    for key, var in (("artifacts_url", "DAGBROKER_ARTIFACTS"),
+                     ("s3_endpoint_url", "DAGBROKER_S3_ENDPOINT_URL"),
+                     ("aws_region", "DAGBROKER_AWS_REGION")):
+        if env.get(var):
+            base[key] = env[var]
     base.update({k: v for k, v in overrides.items() if v is not None})
     return msgspec.convert(base, Settings)

@@ -28,7 +28,8 @@ def artifact_store_url(settings: Any) -> str:
 async def artifacts_ctx(app: web.Application) -> AsyncIterator[None]:
     """The same store the workers upload to (`--artifacts`), for downloads."""
     settings = app[SETTINGS]
-    store = store_from_url(artifact_store_url(settings), endpoint_url=settings.s3_endpoint_url)
+    store = store_from_url(artifact_store_url(settings), endpoint_url=settings.s3_endpoint_url,
+                           region=settings.aws_region)
     app[ARTIFACT_STORE] = store
     yield
     await store.aclose()

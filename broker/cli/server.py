@@ -59,6 +59,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nodeworks-plugin", action="append", default=None, metavar="MODULE",
                    help="a module adding Nodeworks node types (repeatable; workers import it too)")
     p.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+    p.add_argument("--artifacts", metavar="URL",
+                   help="the artifact store workers upload to, served for downloads: "
+                        "file:///dir or s3://bucket/prefix (default DATA_DIR/artifacts; "
+                        "$DAGBROKER_ARTIFACTS)")
+    p.add_argument("--s3-endpoint-url", metavar="URL",
+                   help="S3-compatible endpoint of an s3:// store (MinIO, moto); default AWS "
+                        "($DAGBROKER_S3_ENDPOINT_URL)")
+    p.add_argument("--aws-region", metavar="REGION",
+                   help="region of an s3:// store (default: the AWS configuration chain; "
+                        "$DAGBROKER_AWS_REGION)")
 
 
 def _tls(p: argparse.ArgumentParser) -> None:
@@ -101,6 +111,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         broker_claim_idle_ms=args.claim_idle_ms,
         expand_timeout_s=args.expand_timeout,
         policy_file=args.policy,
+        artifacts_url=args.artifacts,
+        s3_endpoint_url=args.s3_endpoint_url,
+        aws_region=args.aws_region,
         nodeworks_plugins=args.nodeworks_plugin,
         log_json=args.log_json or None,
         tls_cert=getattr(args, "tls_cert", None),
@@ -180,6 +193,8 @@ async def spawn_worker(
         str(Path(settings.data_dir) / "worker"),
         "--artifacts",  # the store the broker serves downloads from
         artifact_store_url(settings),
+        *(["--s3-endpoint-url", settings.s3_endpoint_url] if settings.s3_endpoint_url else []),
+        *(["--aws-region", settings.aws_region] if settings.aws_region else []),
     ]
     if log_json:
         cmd.append("--log-json")

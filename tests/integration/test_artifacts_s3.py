@@ -6,13 +6,16 @@ import hashlib
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiobotocore.session import get_session
 from peers.moto_server import REGION, MotoServer, aws_fixture, moto_fixture  # noqa: F401
 
 from broker.artifacts import ArtifactError, ArtifactNotFound, InvalidKey, store_from_url
+from broker.artifacts.index import ArtifactRecord, record_artifacts
 from broker.artifacts.s3 import MIB, S3Store
+from broker.keys import Keys
 
 
 async def make_bucket(aws: MotoServer, name: str = "artifacts") -> None:
@@ -122,3 +125,50 @@ async def test_missing_bucket_is_an_error(
     store = s3_store("s3://no-such-bucket/x")
     with pytest.raises(Exception, match="NoSuchBucket"):
         await store.put_bytes(b"x")
+
+
+async def test_the_api_serves_downloads_from_the_s3_store(
+    aws: MotoServer, s3_store: Callable[..., S3Store], make_client: Any, rds: Any, keys: Keys,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`serve --artifacts s3://… --s3-endpoint-url …`: what a worker uploaded to S3 is listed
+    and downloaded through the broker's API (credentials from the AWS chain, here env vars)."""
+    for var, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(var, value)
+    await make_bucket(aws)
+    data = b"pressure,velocity\n1.0,2.0\n"
+    info = await s3_store("s3://artifacts/team/runs").put_bytes(data)  # the worker's upload
+    run = "r0s3test1"
+    await rds.hset(keys.run(run), mapping={"owner": "admin", "state": "succeeded"})
+    await record_artifacts(rds, keys, run, [ArtifactRecord(
+        sha256=info.sha256, size=info.size, task="sim", name="out/fields.csv", attempt=1)])
+    client = await make_client(artifacts_url="s3://artifacts/team/runs",
+                               s3_endpoint_url=aws.url, aws_region=REGION)
+    r = await client.get(f"/api/v1/runs/{run}/artifacts")
+    assert r.status == 200, await r.text()
+    [listed] = (await r.json())["artifacts"]
+    assert (listed["sha256"], listed["name"]) == (info.sha256, "out/fields.csv")
+    r = await client.get(f"/api/v1/runs/{run}/artifacts/{info.sha256}")
+    assert r.status == 200, await r.text()
+    assert await r.read() == data
+    assert r.headers["Content-Disposition"] == 'attachment; filename="fields.csv"'
+    other = hashlib.sha256(b"never uploaded").hexdigest()
+    await record_artifacts(rds, keys, run, [ArtifactRecord(
+        sha256=other, size=3, task="sim", name="lost.txt", attempt=1)])
+    r = await client.get(f"/api/v1/runs/{run}/artifacts/{other}")
+    assert r.status == 404 and "not in the store" in (await r.json())["error"]["message"]
+
+
+def test_serve_takes_the_store_from_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from broker.cli.main import build_parser
+    from broker.cli.server import settings_from_args
+
+    args = build_parser().parse_args(["serve", "--artifacts", "s3://b/p", "--s3-endpoint-url",
+                                      "http://127.0.0.1:9", "--aws-region", "eu-west-1"])
+    s = settings_from_args(args)
+    assert (s.artifacts_url, s.s3_endpoint_url, s.aws_region) == (
+        "s3://b/p", "http://127.0.0.1:9", "eu-west-1")
+    monkeypatch.setenv("DAGBROKER_ARTIFACTS", "s3://env/bucket")
+    monkeypatch.setenv("DAGBROKER_S3_ENDPOINT_URL", "http://127.0.0.1:8")
+    s = settings_from_args(build_parser().parse_args(["serve"]))
+    assert (s.artifacts_url, s.s3_endpoint_url) == ("s3://env/bucket", "http://127.0.0.1:8")
