@@ -41,6 +41,8 @@ export interface TaskView {
   group?: string;
   member?: number | null;
   tail?: string;
+  /** a ready task parked because no live runner of its class is big enough: what is missing */
+  waiting_for?: string | null;
 }
 
 export interface RunMessage {
@@ -75,17 +77,54 @@ export interface RunEta {
   tasks: EtaTask[];
 }
 
+/** Tasks of a class no live runner can take, and why (`tasks`: all of them; `tasks_in_sample`:
+ *  those among the sampled head and tail of the queue). `needs`: a parked task's requirements. */
+export interface UnfitEntry {
+  tasks?: number;
+  tasks_in_sample?: number;
+  needs?: Record<string, number>;
+  reason: string;
+}
+
 export interface QueueInfo {
   ready: number;
+  /** ready, but bigger than every live runner of the class */
+  parked?: number;
   dispatched: number;
   pending: number;
   oldest_ready_age_s: number | null;
   runners: string[];
   slots: number;
-  unfit: { tasks?: number; tasks_in_sample?: number; reason: string }[];
+  unfit: UnfitEntry[];
 }
 
-export interface RunnerInfo {
+/** `/api/v1/status` per class (broker/engine/queries.py queue_overview). */
+export interface QueueOverview {
+  ready: number;
+  parked?: number;
+  in_flight: number;
+  capacity: number;
+}
+
+export interface BrokerStatus {
+  version: string;
+  runners?: number;
+  active_runs?: number;
+  queues?: Record<string, QueueOverview>;
+}
+
+/** What a runner offers and what its running tasks leave free (null: an older worker that does
+ *  not advertise it, which fits anything). */
+export interface RunnerResources {
+  cores?: number | null;
+  memory_mb?: number | null;
+  gpus?: number | null;
+  free_cores?: number | null;
+  free_memory_mb?: number | null;
+  free_gpus?: number | null;
+}
+
+export interface RunnerInfo extends RunnerResources {
   id: string;
   host: string;
   pid: number;
