@@ -4,13 +4,16 @@ The token is checked by the auth middleware (header, or `?token=` since browsers
 headers on a websocket). A browser's `Origin` must be this broker's own origin: anything else is
 refused with 403 before the handshake. The socket then receives small deltas from the hub
 (`{type, run, node, state, attempt, ts}`), first a `hello` naming this broker, so the UI can
-resync from REST after every (re)connect. Client messages are ignored.
+resync from REST after every (re)connect. A client may follow task logs on the same socket
+(`follow_log` / `unfollow_log` messages: broker/api/ws_logs.py); other messages get an error
+frame. Frames from the hub and from log follows never interleave (one send lock).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import weakref
 from urllib.parse import urlsplit
@@ -21,6 +24,7 @@ from broker.api.appkeys import ENGINE
 from broker.api.auth import request_user
 from broker.api.errors import error_response
 from broker.api.hub import HUB, Delta, Subscriber, encode
+from broker.api.ws_logs import LogFollows
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +52,22 @@ def same_origin(request: web.Request) -> bool:
     return urlsplit(origin).netloc.lower() in hosts
 
 
-async def _pump(sub: Subscriber, ws: web.WebSocketResponse) -> None:
+class _Sender:
+    """One socket's sends, serialised: the hub pump and log follows share the socket."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.lock = asyncio.Lock()
+
+    async def text(self, data: str) -> None:
+        async with self.lock:
+            await self.ws.send_str(data)
+
+    async def json(self, obj: dict[str, object]) -> None:
+        await self.text(json.dumps(obj, separators=(",", ":")))
+
+
+async def _pump(sub: Subscriber, sender: _Sender) -> None:
     """Queue → socket; batches what has piled up. Returns when the hub dropped the client."""
     while True:
         first = await sub.queue.get()
@@ -60,7 +79,7 @@ async def _pump(sub: Subscriber, ws: web.WebSocketResponse) -> None:
             if item is None:
                 return
             batch.append(item)
-        await ws.send_str(encode(batch))
+        await sender.text(encode(batch))
         sub.sent += len(batch)
 
 
@@ -68,10 +87,12 @@ async def _dropped(sub: Subscriber) -> None:
     await sub.gone.wait()
 
 
-async def _drain_incoming(ws: web.WebSocketResponse) -> None:
+async def _read_incoming(ws: web.WebSocketResponse, follows: LogFollows) -> None:
     async for msg in ws:
         if msg.type == WSMsgType.ERROR:
             return
+        if msg.type == WSMsgType.TEXT:
+            await follows.handle(msg.data)
 
 
 async def _close(request: web.Request, ws: web.WebSocketResponse, code: int, why: bytes) -> None:
@@ -95,18 +116,21 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     user = request_user(request)
     sub = hub.subscribe(user)
     request.app[SOCKETS].add(ws)
+    sender = _Sender(ws)
+    follows = LogFollows(request.app[ENGINE], user, sender.json)
     tasks: list[asyncio.Task[None]] = []
     try:
         # Subscribed before the hello: whatever the UI refetches after it, later deltas follow.
-        await ws.send_json({"type": "hello", "broker": request.app[ENGINE].broker_id,
-                            "user": user.id, "admin": user.admin})
-        tasks = [asyncio.create_task(_pump(sub, ws), name="ws-pump"),
-                 asyncio.create_task(_drain_incoming(ws), name="ws-read"),
+        await sender.json({"type": "hello", "broker": request.app[ENGINE].broker_id,
+                           "user": user.id, "admin": user.admin})
+        tasks = [asyncio.create_task(_pump(sub, sender), name="ws-pump"),
+                 asyncio.create_task(_read_incoming(ws, follows), name="ws-read"),
                  asyncio.create_task(_dropped(sub), name="ws-dropped")]
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if sub.dropped and not ws.closed:
             await _close(request, ws, SLOW_CLIENT, b"too slow: reconnect and resync")
     finally:
+        await follows.close()
         hub.unsubscribe(sub)
         request.app[SOCKETS].discard(ws)
         for task in tasks:
