@@ -22,5 +22,5 @@ export default defineConfig({
       '/api': { target: 'http://127.0.0.1:8250', ws: true },
     },
   },
-  test: { environment: 'node', include: ['src/**/*.test.ts'] },
+  test: { environment: 'node', include: ['src/**/*.test.ts', 'src/**/*.test.tsx'] },
 });

@@ -1,7 +1,7 @@
 // The one client of the broker's REST API: one method per endpoint, errors normalised to ApiError.
 
 import type {
-  Attempt, LogPage, Me, PublishResult, QueueInfo, RunEta, RunStatus, RunView, RunnerInfo,
+  Attempt, BrokerStatus, LogPage, Me, PublishResult, QueueInfo, RunEta, RunStatus, RunView, RunnerInfo,
   TaskDetail, WorkflowDoc, WorkflowHistory, WorkflowListItem, WorkflowRevision, JsonSchema,
   ServerDiff,
 } from './types';
@@ -88,6 +88,7 @@ export class Api {
   }
 
   // operations
+  status(): Promise<BrokerStatus> { return this.request('GET', '/status'); }
   queue(): Promise<{ queues: Record<string, QueueInfo> }> { return this.request('GET', '/queue/status'); }
   runners(): Promise<{ runners: RunnerInfo[] }> { return this.request('GET', '/runners/status'); }
   drainRunner(runner: string, drain = true): Promise<unknown> { return this.request('POST', '/runners/shutdown', { runner, drain }); }

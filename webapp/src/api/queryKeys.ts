@@ -10,6 +10,7 @@ export const queryKeys = {
   provenance: (id: string) => ['provenance', id] as const,
   task: (run: string, task: string) => ['task', run, task] as const,
   log: (run: string, task: string) => ['log', run, task] as const,
+  status: () => ['status'] as const,
   queue: () => ['queue'] as const,
   runners: () => ['runners'] as const,
   workflows: () => ['workflows'] as const,

@@ -18,6 +18,9 @@ export interface BoxData extends Record<string, unknown> {
   size?: number;
   change?: string;
   error?: string;
+  /** why a ready task does not start (task), or `2 tasks wait: …` (group: waitingCount of them) */
+  waiting?: string;
+  waitingCount?: number;
   selected?: boolean;
   expandable?: boolean;
   expanded?: boolean;
@@ -39,12 +42,12 @@ export interface ViewEdge {
 
 const Box = memo(function Box({ data }: NodeProps<Node<BoxData>>) {
   const color = data.state ? stateColor(data.state) : '#94a3b8';
-  const classes = ['box', data.change ? `change-${data.change}` : '', data.error ? 'has-error' : '', data.selected ? 'selected' : '', data.state ? `state-${data.state}` : ''];
+  const classes = ['box', data.change ? `change-${data.change}` : '', data.error ? 'has-error' : '', data.selected ? 'selected' : '', data.state ? `state-${data.state}` : '', data.waiting ? 'parked' : ''];
   return (
-    <div className={classes.join(' ')} style={{ borderColor: color }} data-testid={`node-${data.title}`} data-state={data.state ?? ''}>
+    <div className={classes.join(' ')} style={{ borderColor: color }} data-testid={`node-${data.title}`} data-state={data.state ?? ''} title={data.waiting ? `waiting: ${data.waiting}` : undefined}>
       <Handle type="target" position={Position.Top} />
       <div className="box-title"><span className="dot" style={{ background: color }} />{data.title}</div>
-      {data.subtitle && <div className="box-sub">{data.subtitle}</div>}
+      {data.waiting ? <div className="box-waiting" data-testid={`waiting-${data.title}`}>waiting: {data.waiting}</div> : data.subtitle && <div className="box-sub">{data.subtitle}</div>}
       {data.error && <div className="box-error">{data.error}</div>}
       <Handle type="source" position={Position.Bottom} />
     </div>
@@ -55,7 +58,7 @@ const Group = memo(function Group({ data }: NodeProps<Node<BoxData>>) {
   const counts = data.counts ?? {};
   const size = data.size ?? 1;
   return (
-    <div className={`box group ${data.selected ? 'selected' : ''}`} style={{ borderColor: stateColor(data.state ?? '') }} data-testid={`group-${data.title}`} data-state={data.state ?? ''}>
+    <div className={`box group ${data.selected ? 'selected' : ''} ${data.waiting ? 'parked' : ''}`} style={{ borderColor: stateColor(data.state ?? '') }} data-testid={`group-${data.title}`} data-state={data.state ?? ''} title={data.waiting}>
       <Handle type="target" position={Position.Top} />
       <div className="box-title">{data.title} <span className="muted">× {size}</span>
         {data.expandable && <button className="mini nodrag" onClick={(e) => { e.stopPropagation(); data.onToggle?.(); }}>{data.expanded ? 'collapse' : 'expand'}</button>}
@@ -63,7 +66,7 @@ const Group = memo(function Group({ data }: NodeProps<Node<BoxData>>) {
       <div className="progress small">
         {STATE_ORDER_DISPLAY.filter((s) => counts[s]).map((s) => <div key={s} style={{ width: `${(100 * counts[s]) / size}%`, background: stateColor(s) }} />)}
       </div>
-      <div className="box-sub">{STATE_ORDER_DISPLAY.filter((s) => counts[s]).map((s) => `${counts[s]} ${s}`).join(' · ')}</div>
+      <div className="box-sub">{data.waiting && <span className="box-waiting" data-testid={`waiting-${data.title}`}>⚠ {data.waitingCount} waiting · </span>}{STATE_ORDER_DISPLAY.filter((s) => counts[s]).map((s) => `${counts[s]} ${s}`).join(' · ')}</div>
       <Handle type="source" position={Position.Bottom} />
     </div>
   );

@@ -7,8 +7,10 @@ import { useNavigate } from 'react-router-dom';
 import { useApi } from '../api/ApiContext';
 import { queryKeys } from '../api/queryKeys';
 import type { EtaTask, LogPage, TaskView } from '../api/types';
+import { waitingFor } from '../format/resources';
 import { describeSource, formatClock, formatDuration, formatEta } from '../format/time';
 import { ErrorText, StateBadge } from './bits';
+import { WaitingNote } from './resources';
 
 const FINAL_RUN = new Set(['succeeded', 'failed', 'cancelled']);
 
@@ -56,9 +58,13 @@ export function TaskPanel({ run, runState, task, eta, now }: { run: string; runS
   const spec = detail.data?.spec;
   const started = task.started_at;
   const finished = task.finished_at;
+  // the run's copy, else the task's own fetch (refetched on each of its deltas) if still ready
+  const fresh = detail.data?.task;
+  const waiting = waitingFor(task) ?? (fresh && task.state === 'ready' ? waitingFor(fresh) : null);
   return (
     <aside className="panel" data-testid="task-panel">
       <h3>{task.id} <StateBadge state={task.state} /></h3>
+      {waiting && <WaitingNote reason={waiting} />}
       <dl className="facts">
         <dt>node</dt><dd>{task.node}</dd>
         <dt>attempt</dt><dd>{task.attempt ?? '—'}</dd>

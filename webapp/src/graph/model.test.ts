@@ -36,6 +36,15 @@ describe('runGraph', () => {
     expect(g.nodes).toHaveLength(1);
     expect(g.nodes[0]).toMatchObject({ id: 'g:ens', state: 'failed', size: 2 });
   });
+
+  it('counts the ready members parked for want of a big enough runner', () => {
+    const reason = "needs 4 cores; the largest live runner of class 'cpu' offers 1 core";
+    const sims = fanOut(3).map((t) => (t.node === 'sim' ? { ...t, state: 'ready', waiting_for: t.id === 'sim[0]' ? undefined : reason } : t));
+    const g = runGraph(sims);
+    expect(g.nodes[1]).toMatchObject({ id: 'g:sim', waiting: 2, waitingFor: reason });
+    expect(g.nodes[0].waiting).toBeUndefined();
+    expect(runGraph(fanOut(3)).nodes[1].waiting).toBeUndefined();
+  });
 });
 
 describe('groupState', () => {

@@ -12,6 +12,9 @@ export interface GNode {
   counts?: Record<string, number>;
   key?: string;
   size?: number;
+  /** group only: ready members parked for want of a big enough runner, and the first reason */
+  waiting?: number;
+  waitingFor?: string;
   /** task only: the task id */
   task?: string;
 }
@@ -67,6 +70,10 @@ export function runGraph(tasks: TaskView[], expanded: ReadonlySet<string> = new 
     }
     g.counts![t.state] = (g.counts![t.state] ?? 0) + 1;
     g.size! += 1;
+    if (t.state === 'ready' && t.waiting_for) {
+      g.waiting = (g.waiting ?? 0) + 1;
+      g.waitingFor ??= t.waiting_for;
+    }
   }
   for (const g of groups.values()) g.state = groupState(g.counts!);
   const edges: GEdge[] = [];

@@ -67,6 +67,15 @@ describe('applyRunDeltas', () => {
     expect(after.run.counts).toEqual({ dispatched: 1, pending: 1 });
   });
 
+  it('forgets why a parked task waited once it is dispatched (a big enough runner came)', () => {
+    const s = status();
+    s.tasks![0] = { ...s.tasks![0], waiting_for: "needs 4 cores; the largest live runner of class 'cpu' offers 1 core" };
+    const after = applyRunDeltas(s, [t('a', 'dispatched', 10, { attempt: 1 })]);
+    expect(after.tasks![0].state).toBe('dispatched');
+    expect(after.tasks![0].waiting_for).toBeUndefined();
+    expect(s.tasks![0].waiting_for).toMatch(/^needs 4 cores/); // the cached object is never mutated
+  });
+
   it('drops deltas older than the snapshot (no state goes back)', () => {
     const s = status();
     s.tasks![0] = { ...s.tasks![0], state: 'succeeded', dispatched_at: 10, started_at: 11, finished_at: 15 };

@@ -64,6 +64,7 @@ export function isStale(t: TaskView, d: TaskDelta): boolean {
 function nextTask(t: TaskView, d: TaskDelta): TaskView {
   if (d.state === 'lost' || isStale(t, d)) return t;
   const out: TaskView = { ...t, state: d.state };
+  if (d.state !== 'ready') delete out.waiting_for; // only a ready task waits for a runner
   if (d.attempt !== undefined) out.attempt = d.attempt;
   if (d.runner) out.runner = d.runner;
   if (d.reason !== undefined) out.reason = d.reason;

@@ -1,12 +1,14 @@
-// Queues per resource class, runners (with drain/shutdown), active runs with progress and ETA,
-// and the latest finished runs.
+// Queues per resource class (with parked tasks and why they wait), runners (what they offer and
+// leave free; drain/shutdown), active runs with progress and ETA, and the latest finished runs.
 
 import { useMutation, useQuery } from '@tanstack/react-query';
+import { Fragment } from 'react';
 import { Link } from 'react-router-dom';
 import { useApi } from '../api/ApiContext';
 import { queryKeys } from '../api/queryKeys';
 import type { RunView } from '../api/types';
 import { ErrorText, ProgressBar, StateBadge, useNow } from '../components/bits';
+import { RunnerOffer, UnfitWarnings } from '../components/resources';
 import { formatClock, formatDuration, formatEta, formatRelative, progress } from '../format/time';
 
 const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
@@ -21,23 +23,28 @@ function RunEta({ run }: { run: string }) {
 
 function Queues() {
   const api = useApi();
-  const q = useQuery({ queryKey: queryKeys.queue(), queryFn: () => api.queue() });
+  // parking is no state change (no live delta): poll so a newly parked task shows up
+  const q = useQuery({ queryKey: queryKeys.queue(), queryFn: () => api.queue(), refetchInterval: 10_000 });
   const rows = Object.entries(q.data?.queues ?? {});
   return (
     <section className="card">
       <h3>Queues</h3>
       <ErrorText error={q.error} />
       <table className="table" data-testid="queues">
-        <thead><tr><th>class</th><th>ready</th><th>dispatched</th><th>running/read</th><th>oldest ready</th><th>slots</th><th>runners</th><th>no runner fits</th></tr></thead>
+        <thead><tr><th>class</th><th>ready</th><th title="ready, but bigger than every live runner of the class">parked</th><th>dispatched</th><th>running/read</th><th>oldest ready</th><th>slots</th><th>runners</th></tr></thead>
         <tbody>
           {rows.length === 0 && <tr><td colSpan={8} className="muted">no resource class has held a task yet</td></tr>}
           {rows.map(([c, info]) => (
-            <tr key={c}>
-              <td><strong>{c}</strong></td><td>{info.ready}</td><td>{info.dispatched}</td><td>{info.pending}</td>
-              <td>{info.oldest_ready_age_s != null ? formatDuration(info.oldest_ready_age_s) : '—'}</td>
-              <td>{info.slots}</td><td>{info.runners.length}</td>
-              <td className={info.unfit.length ? 'error' : 'muted'}>{info.unfit.length ? info.unfit.map((u) => u.reason).join('; ') : 'none'}</td>
-            </tr>
+            <Fragment key={c}>
+              <tr className={info.unfit.length ? 'has-unfit' : ''}>
+                <td><strong>{c}</strong></td><td>{info.ready}</td>
+                <td className={info.parked ? 'error' : 'muted'} data-testid={`parked-${c}`}>{info.parked ?? 0}</td>
+                <td>{info.dispatched}</td><td>{info.pending}</td>
+                <td>{info.oldest_ready_age_s != null ? formatDuration(info.oldest_ready_age_s) : '—'}</td>
+                <td>{info.slots}</td><td>{info.runners.length}</td>
+              </tr>
+              {info.unfit.length > 0 && <tr className="unfit-row"><td colSpan={8}><UnfitWarnings rclass={c} entries={info.unfit} /></td></tr>}
+            </Fragment>
           ))}
         </tbody>
       </table>
@@ -56,15 +63,16 @@ function Runners({ admin }: { admin: boolean }) {
       <h3>Runners</h3>
       <ErrorText error={q.error ?? order.error} />
       <table className="table" data-testid="runners">
-        <thead><tr><th>runner</th><th>host</th><th>classes</th><th>slots used / free</th><th>heartbeat</th><th>state</th><th>up</th>{admin && <th />}</tr></thead>
+        <thead><tr><th>runner</th><th>host</th><th>classes</th><th>slots used / free</th><th>offers</th><th>heartbeat</th><th>state</th><th>up</th>{admin && <th />}</tr></thead>
         <tbody>
-          {(q.data?.runners ?? []).length === 0 && <tr><td colSpan={8} className="muted">no live runner</td></tr>}
+          {(q.data?.runners ?? []).length === 0 && <tr><td colSpan={9} className="muted">no live runner</td></tr>}
           {(q.data?.runners ?? []).map((r) => {
             const ttlLeft = r.heartbeat_ttl_ms - (now - fetchedAt);
             return (
               <tr key={r.id}>
                 <td><strong>{r.id}</strong></td><td>{r.host}</td><td>{r.classes.join(', ')}</td>
                 <td><div className="slots">{Array.from({ length: Math.min(r.slots, 32) }, (_, i) => <span key={i} className={i < r.busy ? 'used' : 'free'} />)}</div>{r.busy} / {Math.max(0, r.slots - r.busy)}</td>
+                <td data-testid={`offer-${r.id}`}><RunnerOffer runner={r} /></td>
                 <td className={r.alive && ttlLeft > 0 ? '' : 'error'}>{r.alive ? `expires in ${formatDuration(Math.max(0, ttlLeft) / 1000)}` : 'dead'}</td>
                 <td><StateBadge state={r.state === 'active' ? 'running' : r.state} /> {r.state}</td>
                 <td>{r.started_at ? formatRelative(r.started_at, now).replace(' ago', '') : '—'}</td>

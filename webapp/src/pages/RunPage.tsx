@@ -11,8 +11,10 @@ import { CountsLine, ErrorText, ProgressBar, StateBadge, useNow } from '../compo
 import { DagView, type ViewEdge, type ViewNode } from '../components/DagView';
 import { Gantt } from '../components/Gantt';
 import { GroupPanel, TaskPanel } from '../components/TaskPanel';
+import { unfitText, waitingFor } from '../format/resources';
 import { formatClock, formatEta, progress } from '../format/time';
 import { runGraph } from '../graph/model';
+import { useParkedWatch } from '../live/useParkedWatch';
 import { timeline } from '../graph/timeline';
 
 const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
@@ -51,6 +53,7 @@ export function RunPage() {
   const eta = useQuery({ queryKey: queryKeys.eta(id), queryFn: () => api.eta(id), enabled: active });
   const cancel = useMutation({ mutationFn: () => api.cancelRun(id) });
   const tasks = run.data?.tasks;
+  useParkedWatch(id, tasks, active);
   const graph = useMemo(() => runGraph(tasks ?? [], expanded), [tasks, expanded]);
   const byId = useMemo(() => new Map((tasks ?? []).map((t) => [t.id, t])), [tasks]);
   const etaById = useMemo(() => new Map((eta.data?.tasks ?? []).map((e) => [e.id, e])), [eta.data]);
@@ -62,12 +65,13 @@ export function RunPage() {
   });
   const viewNodes = useMemo<ViewNode[]>(() => graph.nodes.map((n) => {
     if (n.kind === 'group') {
-      return { id: n.id, kind: 'group', data: { title: n.label, state: n.state, counts: n.counts, size: n.size, selected: selected === n.id, expandable: true, expanded: false, onToggle: () => toggle(n.key!) } };
+      const waiting = n.waiting ? unfitText({ tasks: n.waiting, reason: n.waitingFor ?? '' }) : undefined;
+      return { id: n.id, kind: 'group', data: { title: n.label, state: n.state, counts: n.counts, size: n.size, waiting, waitingCount: n.waiting, selected: selected === n.id, expandable: true, expanded: false, onToggle: () => toggle(n.key!) } };
     }
     const t = byId.get(n.task!)!;
     const e = etaById.get(t.id);
     const sub = t.state === 'running' ? `running on ${t.runner || '?'}` : e?.expected_finish && !FINAL.has(t.state) && t.state !== 'succeeded' ? `ETA ${formatClock(e.expected_finish, now)}` : t.state;
-    return { id: n.id, kind: 'task', data: { title: n.label, subtitle: sub, state: t.state, selected: selected === n.id } };
+    return { id: n.id, kind: 'task', data: { title: n.label, subtitle: sub, state: t.state, waiting: waitingFor(t) ?? undefined, selected: selected === n.id } };
   }), [graph, byId, etaById, selected, Math.floor(now / 10000)]);
   const viewEdges = useMemo<ViewEdge[]>(() => graph.edges.map((e) => ({ ...e, animated: false })), [graph]);
   const tl = useMemo(() => timeline(graph, tasks ?? [], eta.data?.tasks, now), [graph, tasks, eta.data, now]);
