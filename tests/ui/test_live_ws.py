@@ -11,32 +11,14 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aredis
 from aiohttp import WSCloseCode, WSMsgType
-from aiohttp.test_utils import TestClient
 from helpers import wait_until
 
 from broker.api.hub import HUB
 from broker.keys import Keys
+from ui.ws_support import new_user, start_run
 
 WF = {"name": "live", "nodes": {"a": {"executor": "noop"}, "b": {"executor": "noop",
                                                                   "after": ["a"]}}}
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def _user(client: TestClient, uid: str) -> str:
-    r = await client.post("/api/v1/users", json={"id": uid}, headers=_auth(client.token))
-    assert r.status == 201, await r.text()
-    return str((await r.json())["token"])
-
-
-async def _run(client: TestClient, token: str) -> str:
-    r = await client.post("/api/v1/workflow/publish", json=WF, headers=_auth(token))
-    assert r.status == 201, await r.text()
-    r = await client.post("/api/v1/workflow/execute", json={"name": "live"}, headers=_auth(token))
-    assert r.status == 201, await r.text()
-    return str((await r.json())["run"])
 
 
 async def _deltas(ws: aiohttp.ClientWebSocketResponse, until: Any) -> list[dict[str, Any]]:
@@ -71,13 +53,13 @@ async def test_token_and_origin_are_required(make_client: Any) -> None:
 
 async def test_each_user_sees_only_their_runs(make_client: Any) -> None:
     client = await make_client()
-    alice, bob = await _user(client, "alice"), await _user(client, "bob")
+    alice, bob = await new_user(client, "alice"), await new_user(client, "bob")
     del client.session.headers["Authorization"]
     sockets = {who: await client.ws_connect(f"/api/v1/ws?token={tok}")
                for who, tok in (("admin", client.token), ("alice", alice), ("bob", bob))}
     for ws in sockets.values():
         assert (await ws.receive_json(timeout=10))["type"] == "hello"
-    run_a, run_b = await _run(client, alice), await _run(client, bob)
+    run_a, run_b = await start_run(client, alice, WF), await start_run(client, bob, WF)
 
     def has(*runs: str) -> Any:
         return lambda seen: {d.get("run") for d in seen} >= set(runs)
@@ -91,7 +73,7 @@ async def test_each_user_sees_only_their_runs(make_client: Any) -> None:
     released = [d for d in alice_seen if d["type"] == "run"][0]  # no worker: no task moves
     assert set(released) == {"type", "run", "state", "ts"} and released["state"] == "running"
     # bob's socket gets nothing of alice's even later: one more of bob's runs arrives first
-    run_b2 = await _run(client, bob)
+    run_b2 = await start_run(client, bob, WF)
     later = await _deltas(sockets["bob"], has(run_b2))
     assert run_a not in {d["run"] for d in later}
     for ws in sockets.values():

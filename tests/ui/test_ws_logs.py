@@ -11,35 +11,11 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aredis
 from aiohttp import WSMsgType
-from aiohttp.test_utils import TestClient
 
 from broker.keys import Keys
+from ui.ws_support import new_user, open_socket, start_run
 
 WF = {"name": "logs", "nodes": {"a": {"executor": "noop"}}}
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def _user(client: TestClient, uid: str) -> str:
-    r = await client.post("/api/v1/users", json={"id": uid}, headers=_auth(client.token))
-    assert r.status == 201, await r.text()
-    return str((await r.json())["token"])
-
-
-async def _run(client: TestClient, token: str) -> str:
-    r = await client.post("/api/v1/workflow/publish", json=WF, headers=_auth(token))
-    assert r.status == 201, await r.text()
-    r = await client.post("/api/v1/workflow/execute", json={"name": "logs"}, headers=_auth(token))
-    assert r.status == 201, await r.text()
-    return str((await r.json())["run"])
-
-
-async def _socket(client: TestClient, token: str) -> aiohttp.ClientWebSocketResponse:
-    ws = await client.ws_connect(f"/api/v1/ws?token={token}")
-    assert (await ws.receive_json(timeout=10))["type"] == "hello"
-    return ws
 
 
 async def _until(ws: aiohttp.ClientWebSocketResponse, kind: str
@@ -69,11 +45,11 @@ async def test_lines_follow_live_and_stop_on_unfollow(
     make_client: Any, rds: aredis.Redis, keys: Keys
 ) -> None:
     client = await make_client()
-    alice = await _user(client, "alice")
+    alice = await new_user(client, "alice")
     del client.session.headers["Authorization"]
-    run = await _run(client, alice)
+    run = await start_run(client, alice, WF)
     await _ship(rds, keys, run, "before the follow")
-    ws = await _socket(client, alice)
+    ws = await open_socket(client, alice)
     await ws.send_json({"op": "follow_log", "run": run, "task": "a"})
     first = await _next(ws, "log")
     assert (first["run"], first["task"]) == (run, "a")
@@ -101,11 +77,11 @@ async def test_another_users_run_and_bad_messages_get_errors(
     make_client: Any, rds: aredis.Redis, keys: Keys
 ) -> None:
     client = await make_client()
-    alice, bob = await _user(client, "alice"), await _user(client, "bob")
+    alice, bob = await new_user(client, "alice"), await new_user(client, "bob")
     del client.session.headers["Authorization"]
-    run = await _run(client, alice)
+    run = await start_run(client, alice, WF)
     await _ship(rds, keys, run, "alice's secret")
-    ws = await _socket(client, bob)
+    ws = await open_socket(client, bob)
     frames: list[dict[str, Any]] = []
     for bad, why in (
         ({"op": "follow_log", "run": run, "task": "a"}, f"no run '{run}'"),
@@ -123,7 +99,7 @@ async def test_another_users_run_and_bad_messages_get_errors(
     assert "invalid JSON" in (await _next(ws, "error"))["message"]
     assert frames[0]["details"] == {"run": run}
     # nothing of alice's ever reached bob's socket; admin (and alice) can follow it
-    admin = await _socket(client, client.token)
+    admin = await open_socket(client, client.token)
     await admin.send_json({"op": "follow_log", "run": run, "task": "a"})
     assert [ln["line"] for ln in (await _next(admin, "log"))["lines"]] == ["alice's secret"]
     await admin.send_json({"op": "follow_log", "run": run, "task": "nope"})
