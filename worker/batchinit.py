@@ -1,8 +1,11 @@
 """`init`: a node's command run once per batch on the worker, before the batch's tasks.
 
-For the local executors (shell, python) only; batchrun.py calls `run_inits` once the batch's
+For the local executors (shell, python), batchrun.py calls `run_inits` once the batch's
 tasks are marked running (stale ones dropped) and before the executor gets them. A batch is
-one executor call, so with `worker --batch-max 1` init runs before every task.
+one executor call, so with `worker --batch-max 1` init runs before every task. The ssh and
+slurm executors run it themselves, where their tasks run (ssh_init.py: once per host over
+the batch's connection; slurm_init.py: one sbatch job the batch's arrays depend on), with the
+rendering, grouping, reasons and log copy defined here.
 
 The command is rendered with the **run parameters only** (`{{ name }}` of `params`; not the
 matrix variables or the built-ins like `{{ node }}`, which differ between the tasks it runs
@@ -46,7 +49,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-INIT_EXECUTORS = frozenset({"shell", "python"})
+INIT_EXECUTORS = frozenset({"shell", "python"})  # run here, on the worker
+SELF_INIT_EXECUTORS = frozenset({"ssh", "slurm"})  # run by the executor, where its tasks run
+FAILED_PREFIX = "init failed: "
 SHELL = "/bin/sh"
 INIT_COPY_BYTES = 64 * 1024  # of the init's output, copied into each task's log
 _seq = itertools.count(1)
@@ -88,21 +93,37 @@ def init_command(msg: TaskMessage) -> InitCommand | None:
     return InitCommand(argv, env, cwd, spec.timeout_s)
 
 
-def failure_reason(proc: ProcessResult, timeout_s: float | None) -> str:
-    """'' when the init succeeded, else why (after `init failed: `)."""
-    if proc.timed_out:
+def reason_for(code: int | None, *, signal: str = "", timed_out: bool = False,
+               timeout_s: float | None = None) -> str:
+    """Pure: '' when the init succeeded, else why (after `init failed: `). signal: its name
+    (SIGTERM) when a signal ended it."""
+    if timed_out:
         return f"timed out after {timeout_s}s"
-    if proc.returncode < 0:
-        return f"killed by signal {signal_name(-proc.returncode)}"
-    return f"exit {proc.returncode}" if proc.returncode else ""
+    if signal:
+        return f"killed by signal {signal}"
+    return f"exit {code}" if code else ""
 
 
-async def _all_stopped(handles: Sequence[TaskHandle], stop: asyncio.Event) -> None:
+def failure_reason(proc: ProcessResult, timeout_s: float | None) -> str:
+    """'' when the local init process succeeded, else why (after `init failed: `)."""
+    code = proc.returncode
+    return reason_for(code, signal=signal_name(-code) if code < 0 else "",
+                      timed_out=proc.timed_out, timeout_s=timeout_s)
+
+
+def init_log_path(data_dir: Path, name: str = "") -> Path:
+    """Where an init's own output is kept on the worker: `{data_dir}/logs/_init/…`."""
+    return data_dir / "logs" / "_init" / f"{name or f'{now_ms()}-{next(_seq)}'}.log"
+
+
+async def all_stopped(handles: Sequence[TaskHandle], stop: asyncio.Event) -> None:
+    """Set `stop` once every one of these tasks is stopped (cancel, shutdown): the init they
+    wait for is stopped then too."""
     await asyncio.gather(*(h.stop_event().wait() for h in handles))
     stop.set()
 
 
-def _copy_text(log: Path, cmd: InitCommand, n_tasks: int, end: str) -> bytes:
+def copy_text(log: Path, cmd: InitCommand, n_tasks: int, end: str) -> bytes:
     """Blocking: what goes into each task's log: a header, the init output (its tail), the end."""
     try:
         with log.open("rb") as f:
@@ -119,7 +140,7 @@ def _copy_text(log: Path, cmd: InitCommand, n_tasks: int, end: str) -> bytes:
     return head.encode() + out + f"[dagbroker] init {end}\n".encode()
 
 
-def _append(paths: Sequence[Path], text: bytes) -> None:
+def append_logs(paths: Sequence[Path], text: bytes) -> None:
     """Blocking: append text to every task log."""
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +155,7 @@ async def _copy_to_task_logs(
     logs = [AttemptPaths.for_task(ctx.data_dir, h.msg).log for h in handles]
     shippers = [LogShipper(ctx.redis, ctx.keys, h.msg, p) for h, p in zip(handles, logs,
                                                                         strict=True)]
-    await asyncio.to_thread(_append, logs, text)
+    await asyncio.to_thread(append_logs, logs, text)
     for shipper in shippers:
         with contextlib.suppress(Exception):  # Redis away: the files keep everything
             await shipper.flush(final=True)
@@ -144,9 +165,9 @@ async def _run_init(
     cmd: InitCommand, handles: Sequence[TaskHandle], ctx: ExecContext
 ) -> tuple[str, int]:
     """Run it once for these tasks. → (why it failed, '' if it did not; started at ms)."""
-    log = ctx.data_dir / "logs" / "_init" / f"{now_ms()}-{next(_seq)}.log"
+    log = init_log_path(ctx.data_dir)
     stop = asyncio.Event()  # a stop of every task (cancel, shutdown) ends the init too
-    watcher = asyncio.create_task(_all_stopped(handles, stop))
+    watcher = asyncio.create_task(all_stopped(handles, stop))
     started_at_ms = now_ms()
     try:
         proc = await run_process(
@@ -165,7 +186,7 @@ async def _run_init(
         watcher.cancel()
     logger.info("init for %d task(s) %s: %s", len(handles), "failed" if reason else "done",
                 reason or cmd.shown())
-    text = await asyncio.to_thread(_copy_text, log, cmd, len(handles), end)
+    text = await asyncio.to_thread(copy_text, log, cmd, len(handles), end)
     await _copy_to_task_logs(handles, ctx, text)
     return reason, started_at_ms
 
@@ -174,13 +195,13 @@ async def _fail_all(
     handles: Sequence[TaskHandle], ctx: ExecContext, reason: str, started_at_ms: int
 ) -> list[tuple[TaskHandle, Completion]]:
     done = await asyncio.gather(*(
-        end_unrun(h, ctx, Outcome.FAILED, f"init failed: {reason}", started_at_ms)
+        end_unrun(h, ctx, Outcome.FAILED, FAILED_PREFIX + reason, started_at_ms)
         for h in handles
     ))
     return list(zip(handles, done, strict=True))
 
 
-def _group(
+def group_by_init(
     handles: Sequence[TaskHandle],
 ) -> tuple[dict[InitCommand, list[TaskHandle]], list[TaskHandle], list[tuple[TaskHandle, str]]]:
     """→ (tasks by init, tasks without one, tasks whose init cannot be rendered)."""
@@ -206,11 +227,13 @@ async def run_inits(
     """Run the batch's init(s). → (completions of tasks whose init failed, tasks to run)."""
     if not any(h.msg.spec.init for h in handles):
         return [], list(handles)
+    if executor in SELF_INIT_EXECUTORS:
+        return [], list(handles)  # the executor runs it (ssh_init.py, slurm_init.py)
     if executor not in INIT_EXECUTORS:
         logger.warning("init is not run for %s tasks (only for %s)", executor,
                        ", ".join(sorted(INIT_EXECUTORS)))
         return [], list(handles)
-    groups, todo, bad = _group(handles)
+    groups, todo, bad = group_by_init(handles)
     failed: list[tuple[TaskHandle, Completion]] = []
     for h, reason in bad:
         failed += await _fail_all([h], ctx, reason, now_ms())

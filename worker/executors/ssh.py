@@ -8,6 +8,8 @@ log; then DAGB_RESULT and the `outputs` come back by SFTP, and the remote direct
 removed. The local side of inputs and outputs is the task's workdir if it has one, else the
 attempt's work directory.
 
+A node's `init` runs first, once per host for the batch's tasks there (ssh_init.py).
+
 Cancel and timeout kill the remote process group. A connection that drops mid-task makes the
 attempt LOST (the broker retries it) only after the old process group was killed over a new
 connection; if that fails, the reason says the remote task may still be running.
@@ -22,7 +24,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import asyncssh
 import msgspec
 
 from broker.wire import Completion, Outcome
@@ -38,6 +39,7 @@ from worker.executors.ssh_files import (
     upload_inputs,
     write_file,
 )
+from worker.executors.ssh_init import remove_init_dirs, run_host_inits
 from worker.executors.ssh_inventory import Inventory, load_inventory
 from worker.executors.ssh_remote import (
     INPUTS_FILE,
@@ -48,7 +50,7 @@ from worker.executors.ssh_remote import (
     run_command,
 )
 from worker.executors.ssh_run import RemoteExit, run_remote
-from worker.executors.ssh_session import HostSession
+from worker.executors.ssh_session import CONNECT_ERRORS, HostSession
 from worker.logs import task_extra
 from worker.logship import LogShippers
 
@@ -63,7 +65,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TAIL_READ_BYTES = 16 * 1024
-CONNECT_ERRORS = (OSError, asyncssh.Error, TimeoutError)
 
 
 class TaskError(Exception):
@@ -252,13 +253,17 @@ class SshExecutor:
             why = f"ssh: cannot connect to {name} ({host.host}:{host.port}): {e}"
             return {h.key: _failed(h, ctx, why) for h in handles}
         try:
-            completions = await asyncio.gather(*(_Task(h, session, ctx).run() for h in handles))
+            inits = await run_host_inits(session, handles, ctx)  # once per host per batch
+            completions = await asyncio.gather(*(_Task(h, session, ctx).run()
+                                                 for h in inits.todo))
+            await remove_init_dirs(session, inits.dirs)
         finally:
             with contextlib.suppress(*CONNECT_ERRORS):
                 await session.close()
         logger.debug("ssh batch on %s: %d task(s), %d connection(s)", name, len(handles),
                      session.connections)
-        return {h.key: c for h, c in zip(handles, completions, strict=True)}
+        return {**inits.ended, **{h.key: c for h, c in zip(inits.todo, completions,
+                                                          strict=True)}}
 
 
 def _failed(h: TaskHandle, ctx: ExecContext, reason: str) -> Completion:

@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 KEEPALIVE_COUNT_MAX = 3
 RUN_TIMEOUT_S = 60.0  # a housekeeping command (kill, rm) on the remote host
+CONNECT_ERRORS = (OSError, asyncssh.Error, TimeoutError)  # the connection failed or dropped
 
 
 def connect_options(host: SshHost) -> dict[str, Any]:
