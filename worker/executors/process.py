@@ -14,15 +14,17 @@ import contextlib
 import signal
 import time
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, TypeVar
 
 from worker.executors.lifeline import Lifeline, signal_group
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Awaitable, Mapping, Sequence
     from pathlib import Path
 
-__all__ = ["ProcessResult", "kill_group", "now_ms", "run_process", "signal_group"]
+__all__ = ["ProcessResult", "kill_group", "now_ms", "race_stop", "run_process", "signal_group"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,22 +57,31 @@ def _open_log(path: Path) -> IO[bytes]:
     return path.open("ab")
 
 
+async def race_stop(
+    aw: Awaitable[T], stop: asyncio.Event, timeout_s: float | None
+) -> tuple[asyncio.Future[T] | None, bool, bool]:
+    """Wait for `aw`, a stop request or the timeout, whichever comes first.
+    → (aw's finished future, or None; timed_out; stopped). `aw` is cancelled if it lost."""
+    fut = asyncio.ensure_future(aw)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        done, _ = await asyncio.wait(
+            {fut, stopper}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        stopper.cancel()
+        fut.cancel()
+    if fut in done:
+        return fut, False, False
+    return None, stopper not in done, stopper in done
+
+
 async def _wait_exit(
     proc: asyncio.subprocess.Process, stop: asyncio.Event, timeout_s: float | None
 ) -> tuple[bool, bool]:
     """→ (timed_out, stopped); both False when the process exited by itself."""
-    waiter = asyncio.ensure_future(proc.wait())
-    stopper = asyncio.ensure_future(stop.wait())
-    try:
-        done, _ = await asyncio.wait(
-            {waiter, stopper}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
-        )
-    finally:
-        stopper.cancel()
-        waiter.cancel()
-    if waiter in done:
-        return False, False
-    return stopper not in done, stopper in done
+    _, timed_out, stopped = await race_stop(proc.wait(), stop, timeout_s)
+    return timed_out, stopped
 
 
 async def _spawn(

@@ -30,7 +30,7 @@ import sys
 from typing import IO, TYPE_CHECKING
 
 from worker.executors.lifeline import Lifeline
-from worker.executors.process import ProcessResult, kill_group, now_ms
+from worker.executors.process import ProcessResult, kill_group, now_ms, race_stop
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -117,18 +117,10 @@ class Interpreter:
     ) -> tuple[bytes | None, bool, bool]:
         """→ (answer line, or None if it ended; timed_out; stopped)."""
         assert self.proc.stdout is not None
-        reader = asyncio.ensure_future(self.proc.stdout.readline())
-        stopper = asyncio.ensure_future(stop.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {reader, stopper}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            stopper.cancel()
-            reader.cancel()
-        if reader in done:
-            return reader.result() or None, False, False
-        return None, stopper not in done, stopper in done
+        line, timed_out, stopped = await race_stop(self.proc.stdout.readline(), stop, timeout_s)
+        if line is not None:
+            return line.result() or None, False, False
+        return None, timed_out, stopped
 
     async def run(
         self, handle: TaskHandle, prep: Prepared, paths: AttemptPaths, grace_s: float
