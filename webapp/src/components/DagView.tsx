@@ -5,6 +5,7 @@ import { useQuery } from '@tanstack/react-query';
 import { applyEdgeChanges, applyNodeChanges, Background, Controls, Handle, MiniMap, Position, ReactFlow, type Connection, type Edge, type Node, type NodeProps } from '@xyflow/react';
 import { memo, useEffect, useMemo, useState } from 'react';
 import { queryKeys } from '../api/queryKeys';
+import { shortReason } from '../format/resources';
 import { STATE_ORDER_DISPLAY, stateColor } from '../format/states';
 import { GROUP_SIZE, TASK_SIZE } from '../graph/layout';
 import { layoutInWorker } from '../graph/layoutClient';
@@ -47,7 +48,7 @@ const Box = memo(function Box({ data }: NodeProps<Node<BoxData>>) {
     <div className={classes.join(' ')} style={{ borderColor: color }} data-testid={`node-${data.title}`} data-state={data.state ?? ''} title={data.waiting ? `waiting: ${data.waiting}` : undefined}>
       <Handle type="target" position={Position.Top} />
       <div className="box-title"><span className="dot" style={{ background: color }} />{data.title}</div>
-      {data.waiting ? <div className="box-waiting" data-testid={`waiting-${data.title}`}>waiting: {data.waiting}</div> : data.subtitle && <div className="box-sub">{data.subtitle}</div>}
+      {data.waiting ? <div className="box-waiting" data-testid={`waiting-${data.title}`}>waiting: {shortReason(data.waiting)}</div> : data.subtitle && <div className="box-sub">{data.subtitle}</div>}
       {data.error && <div className="box-error">{data.error}</div>}
       <Handle type="source" position={Position.Bottom} />
     </div>

@@ -7,7 +7,7 @@ import { useNavigate } from 'react-router-dom';
 import { useApi } from '../api/ApiContext';
 import { queryKeys } from '../api/queryKeys';
 import type { EtaTask, LogPage, TaskView } from '../api/types';
-import { waitingFor } from '../format/resources';
+import { shortReason, waitingFor } from '../format/resources';
 import { describeSource, formatClock, formatDuration, formatEta } from '../format/time';
 import { ErrorText, StateBadge } from './bits';
 import { WaitingNote } from './resources';
@@ -111,7 +111,7 @@ export function GroupPanel({ label, tasks, onPick, onToggle, expanded }: { label
       <button onClick={onToggle}>{expanded ? 'Collapse group' : 'Expand in the graph'}</button>
       <ul className="members">
         {tasks.slice(0, limit).map((t) => (
-          <li key={t.id}><button className="link" onClick={() => onPick(t.id)}>{t.id}</button> <StateBadge state={t.state} /></li>
+          <li key={t.id}><button className="link" onClick={() => onPick(t.id)}>{t.id}</button> <StateBadge state={t.state} />{waitingFor(t) && <span className="box-waiting" title={t.waiting_for ?? ''}> waiting: {shortReason(t.waiting_for!)}</span>}</li>
         ))}
       </ul>
       {tasks.length > limit && <button className="mini" onClick={() => setLimit((n) => n + 500)}>show more ({tasks.length - limit} left)</button>}

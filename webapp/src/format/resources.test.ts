@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TaskView } from '../api/types';
 import {
-  amount, formatFree, formatNeeds, formatOffer, parkedSignature, readyClasses, shouldRefetchParked, unfitText, waitingFor,
+  amount, formatFree, formatNeeds, formatOffer, parkedSignature, readyClasses, shortReason, shouldRefetchParked, unfitText, waitingFor,
 } from './resources';
 
 describe('amount', () => {
@@ -61,6 +61,15 @@ describe('waitingFor', () => {
     expect(waitingFor({ state: 'ready', waiting_for: null })).toBeNull();
     // a stale reason on a task that moved on is not shown
     expect(waitingFor(task('a', 'running', 'cpu', 'needs 4 cores'))).toBeNull();
+  });
+});
+
+describe('shortReason', () => {
+  it('keeps what the task needs, up to the first semicolon', () => {
+    expect(shortReason("needs 8 cores; the largest live runner of class 'cpu' offers 4 cores")).toBe('needs 8 cores');
+    expect(shortReason("needs 8 cores and 64 GiB of memory on one runner; no live runner of class 'cpu' offers all of them (…)"))
+      .toBe('needs 8 cores and 64 GiB of memory on one runner');
+    expect(shortReason("a live runner of class 'cpu' big enough for it")).toBe("a live runner of class 'cpu' big enough for it");
   });
 });
 

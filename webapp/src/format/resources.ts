@@ -56,6 +56,12 @@ export function waitingFor(t: Pick<TaskView, 'state' | 'waiting_for'>): string |
   return t.state === 'ready' && t.waiting_for ? t.waiting_for : null;
 }
 
+/** The head of a reason, for a small box (`needs 8 cores`); the whole text goes in its tooltip. */
+export function shortReason(reason: string): string {
+  const i = reason.indexOf(';');
+  return i > 0 ? reason.slice(0, i) : reason;
+}
+
 /** Sorted classes that hold ready tasks of this run (where a task may be parked). */
 export function readyClasses(tasks: readonly TaskView[]): string[] {
   const out = new Set<string>();
