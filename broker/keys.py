@@ -109,6 +109,10 @@ class Keys:
         """Set of registered runner ids."""
         return f"{self.prefix}:runners"
 
+    def registrations(self) -> str:
+        """Set of runner ids registered through the REST API that no worker has taken yet."""
+        return f"{self.prefix}:runners:registered"
+
     def runner(self, runner: str) -> str:
         return f"{self.prefix}:runner:{runner}"
 

@@ -165,6 +165,11 @@ COMPLETION_FIELDS = (
 )
 
 
+# One entry of a runner's `software` list: NAME or NAME=VERSION, no spaces or commas
+# (`--software openfoam=11`; the REST registration checks the same).
+SOFTWARE_PATTERN = r"^[^\s,=]{1,100}(?:=[^\s,]{1,100})?$"
+
+
 class RunnerInfo(msgspec.Struct, kw_only=True):
     """What a runner advertises in `dagb:runner:{id}`."""
 
@@ -183,6 +188,7 @@ class RunnerInfo(msgspec.Struct, kw_only=True):
     free_gpus: int | None = None
     executors: list[str] = []
     labels: dict[str, str] = {}
-    state: str = "active"  # active | draining
+    software: list[str] = []  # NAME or NAME=VERSION (SOFTWARE_PATTERN)
+    state: str = "active"  # active | draining | registered (through the REST API, not started)
     started_at_ms: int = 0
     version: str = ""

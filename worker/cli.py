@@ -26,6 +26,13 @@ def _label(text: str) -> tuple[str, str]:
     return key, value
 
 
+def software_list(given: list[str] | None, environ: Mapping[str, str]) -> list[str]:
+    """The --software flags given, else $DAGBROKER_SOFTWARE split at commas (each once)."""
+    if given is None:
+        given = [s for s in environ.get("DAGBROKER_SOFTWARE", "").split(",") if s.strip()]
+    return list(dict.fromkeys(s.strip() for s in given))
+
+
 def heartbeat_interval_s(given: float | None, ttl_s: float) -> float:
     """The interval asked for, else 2 s but at least three beats per TTL."""
     return given if given is not None else min(2.0, ttl_s / 3)
@@ -105,6 +112,9 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                    help="task logs go under DATA_DIR/logs (env DAGBROKER_HOME)")
     p.add_argument("--label", action="append", type=_label, default=[], metavar="K=V",
                    help="label advertised to the broker (repeatable)")
+    p.add_argument("--software", action="append", default=None, metavar="NAME[=VERSION]",
+                   help="software this runner offers, advertised to the broker (repeatable; "
+                        "env DAGBROKER_SOFTWARE, comma-separated, used when none is given)")
     p.add_argument("--heartbeat-interval", type=float, default=None, metavar="SECONDS",
                    help="default: 2, or a third of --heartbeat-ttl if that is shorter")
     p.add_argument("--heartbeat-ttl", type=float, default=30.0, metavar="SECONDS",
@@ -138,6 +148,7 @@ def parse_settings(
             redis_url=a.redis_url, prefix=a.prefix,
             classes=[c.strip() for c in a.classes.split(",") if c.strip()],
             slots=a.slots, batch_max=a.batch_max, data_dir=a.data_dir, labels=dict(a.label),
+            software=software_list(a.software, environ),
             heartbeat_interval_s=heartbeat_interval_s(a.heartbeat_interval, a.heartbeat_ttl),
             heartbeat_ttl_s=a.heartbeat_ttl,
             block_ms=a.block_ms, grace_period_s=a.grace_period, kill_grace_s=a.kill_grace,

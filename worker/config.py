@@ -10,14 +10,24 @@ import socket
 import msgspec
 
 from broker.keys import DEFAULT_PREFIX
+from broker.wire import SOFTWARE_PATTERN
 from worker.hostres import host_cores, host_gpus, host_memory_mb
 
 CLASS_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # as spec.Resources.class_
+SOFTWARE = re.compile(SOFTWARE_PATTERN)  # NAME or NAME=VERSION, no spaces or commas
 
 
 def default_runner_id() -> str:
     """`{hostname}-{pid}-{4 random hex}`: unique per process, readable in `redis-cli`."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def check_software(software: list[str]) -> None:
+    """Each entry is NAME or NAME=VERSION: no spaces or commas, at most 100 characters each."""
+    for item in software:
+        if not SOFTWARE.match(item):
+            raise ValueError(f"invalid software {item!r} (NAME or NAME=VERSION, no spaces or "
+                             "commas, at most 100 characters each)")
 
 
 def check_resources(cores: float, memory_mb: int, gpus: int) -> None:
@@ -45,6 +55,7 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
     gpus: int = msgspec.field(default_factory=host_gpus)
     data_dir: str = "."  # logs go to {data_dir}/logs/{run}/{node}/attempt-{n}.log
     labels: dict[str, str] = {}
+    software: list[str] = []  # advertised as the runner hash's `software` (NAME or NAME=VERSION)
     heartbeat_interval_s: float = 2.0
     heartbeat_ttl_s: float = 30.0  # dead after this; a cut-off worker fences before (fencing.py)
     block_ms: int = 1000
@@ -71,6 +82,7 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True):
         if self.slots < 1:
             raise ValueError(f"slots must be at least 1, got {self.slots}")
         check_resources(self.cores, self.memory_mb, self.gpus)
+        check_software(self.software)
         if not self.classes:
             raise ValueError("a worker needs at least one resource class")
         for c in self.classes:

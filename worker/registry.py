@@ -77,6 +77,7 @@ def runner_fields(
         **resource_fields(settings, st.free),
         "executors": ",".join(executors),
         "labels": json.dumps(settings.labels, sort_keys=True),
+        "software": json.dumps(settings.software),
         "state": st.state,
         "started_at": str(st.started_at_ms),
         "version": __version__,
@@ -86,12 +87,16 @@ def runner_fields(
 async def register_runner(
     redis: Redis, keys: Keys, settings: WorkerSettings, executors: Iterable[str], st: RunnerStatus
 ) -> None:
-    """Runner hash + runners set + heartbeat key, in one MULTI (also re-done by each beat)."""
+    """Runner hash + runners set + heartbeat key, in one MULTI (also re-done by each beat).
+
+    A runner registered through the REST API under this id is taken over: the worker's own
+    settings overwrite the registered fields, and the id leaves the registrations set."""
     rid = settings.runner_id
     pipe = redis.pipeline(transaction=True)
     fields: dict[Any, Any] = runner_fields(settings, executors, st)
     pipe.hset(keys.runner(rid), mapping=fields)
     pipe.sadd(keys.runners(), rid)
+    pipe.srem(keys.registrations(), rid)
     pipe.set(keys.heartbeat(rid), "1", px=int(settings.heartbeat_ttl_s * 1000))
     await pipe.execute()
 

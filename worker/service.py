@@ -31,7 +31,7 @@ from worker.control import ControlReader
 from worker.executors import REGISTRY, ExecContext, configure_executors
 from worker.executors.aws_batch import enable_aws_batch
 from worker.executors.aws_config import aws_batch_config
-from worker.executors.slurm_reattach import find_reattachable, run_reattached
+from worker.executors.base import reattachable_executors
 from worker.fencing import Fence, ids_by_stream
 from worker.heartbeat import send_heartbeat
 from worker.inflight import InFlight
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from worker.config import WorkerSettings
+    from worker.executors.base import Reattachable
     from worker.handle import TaskHandle
     from worker.streams import Entry
 
@@ -159,10 +160,14 @@ class Worker:
     async def _ack(self, entries: list[tuple[str, str]]) -> None:
         await ack_entries(self.redis, entries)
 
-    async def _resume(self, handles: list[TaskHandle]) -> None:
-        """Follow SLURM jobs a previous process of this runner submitted (no resubmission)."""
+    async def _resume(self, executor: Reattachable, handles: list[TaskHandle]) -> None:
+        """Follow tasks a previous process of this runner started (e.g. SLURM jobs: no
+        resubmission), and report them."""
         try:
-            await run_reattached(handles, self.ctx)
+            completions = await executor.reattach(handles, self.ctx)
+            await report_completions(self.redis, self.keys, [
+                (h.key, c) for h, c in zip(handles, completions, strict=True)
+            ])
         except Exception:
             logger.exception("re-attaching %d task(s) failed; their entries stay pending for "
                              "the broker's reaper", len(handles))
@@ -218,12 +223,15 @@ class Worker:
         await register_runner(self.redis, self.keys, s, self.executors, self.status)
         self.fence.renewed(sent_at)  # registering sets the heartbeat key
         await ensure_groups(self.redis, self.streams)
-        handles = await find_reattachable(self.redis, self.keys, self.streams, s.runner_id,
-                                          held=self.inflight)
-        if handles:
-            logger.info("re-attaching to %d SLURM job(s) of this runner", len(handles))
-            self.inflight.add(handles)
-            self._spawn(self._resume(handles))
+        for executor in reattachable_executors():  # the Reattachable protocol (executors/base)
+            handles = await executor.find_reattachable(
+                self.redis, self.keys, self.streams, s.runner_id, held=self.inflight
+            )
+            if handles:
+                logger.info("re-attaching to %d task(s) of this runner (%s)", len(handles),
+                            executor.name)
+                self.inflight.add(handles)
+                self._spawn(self._resume(executor, handles))
         logger.info("runner %s up: classes %s, %d slot(s), %s core(s), %d MiB, %d GPU(s), "
                     "executors %s", s.runner_id, ",".join(s.classes), s.slots,
                     format_cores(self.inflight.pool.total.millicores), s.memory_mb, s.gpus,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import secrets
 import socket
 from typing import Annotated, Any
@@ -17,8 +18,10 @@ from broker.api.access import check_run_access
 from broker.api.appkeys import ENGINE
 from broker.api.auth import AUDIT_TARGET, AUTH_STORE, request_user, requires
 from broker.api.codec import convert, read_json
+from broker.core.units import memory_mb
 from broker.engine.queue_report import live_runners, queue_report
 from broker.errors import BadRequest, NotFound
+from broker.wire import SOFTWARE_PATTERN
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +34,20 @@ class ClearQueue(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class RegisterRunner(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A runner record announced by a script that manages runners (not by a worker).
+
+    `cores`, `memory` (MiB, or "512M", "4G") and `gpus` are what the runner will offer, as a
+    worker's --cores/--memory/--gpus; left out, they are unknown (shown as null)."""
+
     host: Annotated[str, Meta(max_length=255)] = ""
     classes: list[Name] = msgspec.field(default_factory=lambda: ["cpu"])
     slots: Annotated[int, Meta(ge=1, le=100_000)] = 1
+    cores: Annotated[float, Meta(gt=0, le=1_000_000)] | None = None
+    memory: Annotated[int, Meta(ge=1)] | str | None = None
+    gpus: Annotated[int, Meta(ge=0, le=100_000)] | None = None
     executors: list[Name] = msgspec.field(default_factory=lambda: ["shell", "python", "noop"])
     labels: dict[str, str] = {}
-    software: list[Annotated[str, Meta(max_length=200)]] = []
+    software: list[Annotated[str, Meta(pattern=SOFTWARE_PATTERN)]] = []
 
 
 class RunnerOrder(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -44,6 +55,27 @@ class RunnerOrder(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     run: Annotated[str, Meta(pattern=r"^r[0-9a-z]{4,40}$")] | None = None
     node: Annotated[str, Meta(max_length=300)] | None = None
     drain: bool = True
+
+
+def registered_resources(req: RegisterRunner) -> dict[str, str]:
+    """The runner hash's `cores` / `memory_mb` / `gpus` of what was given (as a worker writes
+    them); a memory size that does not parse, or is under 1 MiB, is a 400 naming `memory`."""
+    out: dict[str, str] = {}
+    if req.cores is not None:
+        millicores = math.ceil(round(req.cores * 1000, 6))  # as the worker counts them
+        out["cores"] = f"{millicores / 1000:.3f}".rstrip("0").rstrip(".")
+    if req.memory is not None:
+        try:
+            mb = memory_mb(req.memory) or 0
+        except ValueError as e:
+            raise BadRequest(f"field 'memory': {e}", {"path": "$.memory", "field": "memory"}) from e
+        if mb < 1:
+            raise BadRequest(f"field 'memory': at least 1 MiB, got {req.memory!r}",
+                             {"path": "$.memory", "field": "memory"})
+        out["memory_mb"] = str(mb)
+    if req.gpus is not None:
+        out["gpus"] = str(req.gpus)
+    return out
 
 
 async def _body(request: web.Request, typ: type[Any]) -> Any:
@@ -80,16 +112,23 @@ async def runners_status(request: web.Request) -> web.Response:
 
 @requires("runner", "admin")
 async def runners_register(request: web.Request) -> web.Response:
-    """A runner announces itself: returns its id and a runner-scoped token (shown once)."""
+    """A runner is announced: returns its id and a runner-scoped token (shown once).
+
+    The record (state `registered`) is listed by runners/status until a worker started with
+    `--id` set to this id takes it over with its own settings; it serves nothing before."""
     req = await _body(request, RegisterRunner)
+    resources = registered_resources(req)  # before any write: a bad value changes nothing
     engine = request.app[ENGINE]
     user = request_user(request)
     rid = f"{(req.host or socket.gethostname()).split('.')[0]}-{secrets.token_hex(3)}"
-    await engine.redis.hset(engine.keys.runner(rid), mapping={
-        "host": req.host, "classes": ",".join(req.classes), "slots": req.slots,
-        "executors": ",".join(req.executors), "labels": json.dumps(req.labels),
+    pipe = engine.redis.pipeline(transaction=True)
+    pipe.hset(engine.keys.runner(rid), mapping={
+        "host": req.host, "classes": ",".join(req.classes), "slots": req.slots, **resources,
+        "executors": ",".join(req.executors), "labels": json.dumps(req.labels, sort_keys=True),
         "software": json.dumps(req.software), "state": "registered", "registered_by": user.id,
     })
+    pipe.sadd(engine.keys.registrations(), rid)
+    await pipe.execute()
     token, _ = await request.app[AUTH_STORE].create_token(
         user.id, name=f"runner {rid}", scopes=["runner"]
     )

@@ -30,36 +30,46 @@ def _resources(h: dict[str, str]) -> dict[str, float | int | None]:
             "free_memory_mb": num("free_memory_mb", int), "free_gpus": num("free_gpus", int)}
 
 
+def _json(text: str | None, empty: Any) -> Any:
+    return json.loads(text) if text else empty
+
+
+def _runner_row(rid: str, h: dict[str, str], ttl: int) -> dict[str, Any]:
+    """One runner hash, typed (RunnerInfo in broker/wire.py); ttl: its heartbeat's PTTL."""
+    return {
+        "id": rid,
+        "host": h.get("host", ""),
+        "pid": int(h.get("pid", 0) or 0),
+        "classes": [c for c in h.get("classes", "").split(",") if c],
+        "slots": int(h.get("slots", 0) or 0),
+        "busy": int(h.get("busy", 0) or 0),
+        # offered totals and what the running tasks leave free (None: an older worker)
+        **_resources(h),
+        "executors": [e for e in h.get("executors", "").split(",") if e],
+        "labels": _json(h.get("labels"), {}),
+        "software": _json(h.get("software"), []),
+        "state": h.get("state", ""),
+        "alive": ttl > 0,
+        "heartbeat_ttl_ms": max(ttl, 0),
+        "started_at": int(h.get("started_at", 0) or 0),
+    }
+
+
 async def live_runners(redis: Redis, keys: Keys) -> list[dict[str, Any]]:
-    """Registered runners whose heartbeat is alive, with their advertised capabilities."""
-    ids = sorted(await redis.smembers(keys.runners()))
+    """Registered runners whose heartbeat is alive, with their advertised capabilities, then
+    runners registered through the REST API that no worker has taken yet (state
+    `registered`, not alive: they serve nothing)."""
+    live = sorted(await redis.smembers(keys.runners()))
+    ids = live + sorted(set(await redis.smembers(keys.registrations())) - set(live))
     pipe = redis.pipeline(transaction=False)
     for rid in ids:
         pipe.hgetall(keys.runner(rid))
         pipe.pttl(keys.heartbeat(rid))
     res = await pipe.execute() if ids else []
-    out = []
-    for i, rid in enumerate(ids):
-        h, ttl = res[2 * i], res[2 * i + 1]
-        if not h:
-            continue
-        out.append({
-            "id": rid,
-            "host": h.get("host", ""),
-            "pid": int(h.get("pid", 0) or 0),
-            "classes": [c for c in h.get("classes", "").split(",") if c],
-            "slots": int(h.get("slots", 0) or 0),
-            "busy": int(h.get("busy", 0) or 0),
-            # offered totals and what the running tasks leave free (None: an older worker)
-            **_resources(h),
-            "executors": [e for e in h.get("executors", "").split(",") if e],
-            "labels": json.loads(h["labels"]) if h.get("labels") else {},
-            "state": h.get("state", ""),
-            "alive": ttl > 0,
-            "heartbeat_ttl_ms": max(ttl, 0),
-            "started_at": int(h.get("started_at", 0) or 0),
-        })
-    return out
+    return [
+        _runner_row(rid, res[2 * i], res[2 * i + 1])
+        for i, rid in enumerate(ids) if res[2 * i]
+    ]
 
 
 async def _sample(redis: Redis, key: str) -> list[str]:

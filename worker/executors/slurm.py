@@ -25,6 +25,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from broker.wire import Outcome
+from worker.executors import slurm_reattach
 from worker.executors.attempt import LaunchError
 from worker.executors.base import register_executor
 from worker.executors.inputs import fetch_inputs
@@ -45,12 +46,16 @@ from worker.logs import task_extra
 from worker.logship import LogShippers
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
+    from redis.asyncio import Redis
+
+    from broker.keys import Keys
     from broker.wire import Completion
     from worker.config import WorkerSettings
     from worker.executors.base import ExecContext
     from worker.handle import TaskHandle
+    from worker.inflight import InFlight
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +167,21 @@ class SlurmExecutor:
             logger.warning("cannot record SLURM job %s in its task hashes: %s", job_id, e)
         logger.info("submitted SLURM job array %s (%d task(s), %s): %s", job_id, len(group),
                     " ".join(opts), ", ".join(f"{t.msg.run}/{t.msg.node}" for t in group[:5]))
+
+    # -- re-attach (the optional Reattachable protocol, worker/executors/base.py) ----------
+    async def find_reattachable(
+        self, redis: Redis, keys: Keys, streams: Iterable[str], runner_id: str,
+        held: InFlight | None = None,
+    ) -> list[TaskHandle]:
+        """This runner's pending slurm entries whose job its previous process submitted."""
+        return await slurm_reattach.find_reattachable(
+            redis, keys, streams, runner_id, held=held, executor=self.name
+        )
+
+    async def reattach(self, tasks: Sequence[TaskHandle], ctx: ExecContext) -> list[Completion]:
+        """Follow their jobs: run_batch follows a job the attempt already has, never
+        submitting it again (and cancels on a stop request, as for any batch)."""
+        return await self.run_batch(tasks, ctx)
 
 
 def slurm_config(settings: WorkerSettings) -> SlurmConfig:

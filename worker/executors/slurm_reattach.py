@@ -8,13 +8,13 @@ their jobs (no second submission, no Scripts.start: they are already running) an
 them like any batch. Entries that do not qualify are left alone (the reaper or the exit-time
 hand-back deals with them).
 
-Wiring, in Worker.start after the consumer groups exist:
+These are the slurm executor's side of the optional `Reattachable` protocol
+(worker/executors/base.py): SlurmExecutor.find_reattachable / reattach wrap them, and
+Worker.start calls them for every registered executor that has them:
 
-    handles = await find_reattachable(self.redis, self.keys, self.streams, s.runner_id,
-                                      held=self.inflight)
-    if handles:
-        self.inflight.add(handles)
-        self._spawn(self._resume(handles))   # run_reattached(handles, self.ctx), then discard
+    for ex in reattachable_executors():
+        handles = await ex.find_reattachable(redis, keys, streams, runner_id, held=inflight)
+        ...  # held like read tasks, then run_reattached(handles, ctx, ex), then discarded
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from broker.keys import WORKER_GROUP
 from broker.wire import TaskState
-from worker.executors.slurm import EXECUTOR
+from worker.executors.base import Reattachable, get_executor
 from worker.handle import TaskHandle
 from worker.reporter import report_completions
 from worker.streams import decode_entries, flatten_reply
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 READ_COUNT = 1000
+SLURM = "slurm"  # SlurmExecutor.name (slurm.py imports this module, not the other way)
 
 
 async def _own_pending(redis: Redis, streams: Iterable[str], runner_id: str) -> list[TaskMessage]:
@@ -72,13 +73,13 @@ def _qualifies(msg: TaskMessage, row: list[Any], runner_id: str) -> bool:
 
 async def find_reattachable(
     redis: Redis, keys: Keys, streams: Iterable[str], runner_id: str,
-    held: InFlight | None = None,
+    held: InFlight | None = None, executor: str = SLURM,
 ) -> list[TaskHandle]:
     """Handles for this runner's pending slurm entries whose job can be followed again
     (entries already in `held` are skipped, so calling it twice is harmless)."""
     messages = [
         m for m in await _own_pending(redis, streams, runner_id)
-        if m.spec.executor == EXECUTOR.name
+        if m.spec.executor == executor
         and not (held is not None and held.find(m.run, m.node))
     ]
     if not messages:
@@ -97,9 +98,17 @@ async def find_reattachable(
     return handles
 
 
-async def run_reattached(handles: list[TaskHandle], ctx: ExecContext) -> bool:
-    """Follow the jobs to their end and report them. → False if Redis stayed unreachable."""
-    completions = await EXECUTOR.run_batch(handles, ctx)
+async def run_reattached(
+    handles: list[TaskHandle], ctx: ExecContext, executor: Reattachable | None = None
+) -> bool:
+    """Follow the tasks to their end (`executor.reattach`; by default the registered slurm
+    executor) and report them. → False if Redis stayed unreachable."""
+    if not handles:
+        return True
+    ex = executor if executor is not None else get_executor(SLURM)
+    if not isinstance(ex, Reattachable):
+        raise RuntimeError(f"executor {SLURM!r} is not registered on this runner")
+    completions = await ex.reattach(handles, ctx)
     return await report_completions(
         ctx.redis, ctx.keys, [(h.key, c) for h, c in zip(handles, completions, strict=True)]
     )

@@ -1,0 +1,58 @@
+"""Worker.start re-attaches on its own, through the executors' Reattachable protocol.
+
+A real `python -m worker` process submits a SLURM job and is killed with SIGKILL while the
+job runs. A new in-process worker with the same runner id is only started: nobody calls
+find_reattachable for it. Its start() asks every registered executor that can re-attach
+(worker/executors/base.py), so the slurm executor follows the job to its end, and the task
+completes with the job's output, submitted once.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+from helpers import wait_until
+from peers.fixtures import SlurmCluster, slurm_cluster  # noqa: F401
+from test_slurm_executor import POLL_S, element, slurm_env, slurm_job  # noqa: F401
+from test_worker_support import WorkerHarness, wk_fixture  # noqa: F401
+
+from broker.wire import Outcome
+
+
+async def test_worker_start_follows_the_job_of_its_previous_process(
+    wk: WorkerHarness, slurm_env: SlurmCluster, child_env: dict[str, str]  # noqa: F811
+) -> None:
+    rid = "reattach-on-start"
+    data = wk.tmp / "data"
+    env = dict(child_env, SLURM_CONF=str(slurm_env.conf))
+    argv = [sys.executable, "-m", "worker", "--redis-url", wk.url, "--prefix", wk.keys.prefix,
+            "--id", rid, "--data-dir", str(data), "--slots", "2", "--heartbeat-ttl", "30",
+            "--slurm-poll-interval", str(POLL_S)]
+    before = slurm_env.job_ids()
+    await wk.push("t", "slurm", command="echo first; sleep 3; echo second")
+    log = data / "logs" / "r1" / "t" / "attempt-1.log"
+
+    async def started() -> bool:  # the first worker copied the job's first line
+        return log.exists() and "first" in log.read_text()
+
+    with (wk.tmp / "first-worker.log").open("w") as out:
+        first = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        job = await slurm_job(wk, "t")
+        await wait_until(started, 30.0, what="the job's first output")
+        assert element(slurm_env, job)["JobState"] == "RUNNING"
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert await wk.task_state("t") == "running" and await wk.pending() == 1
+
+    await wk.start(runner_id=rid, slots=2, data_dir=str(data), slurm_poll_interval_s=POLL_S,
+                   heartbeat_ttl_s=30.0)
+    c = await wk.completion("t", timeout_s=60)
+    assert c.outcome is Outcome.SUCCEEDED, c.reason
+    assert "first" in c.tail and "second" in c.tail
+    assert len(slurm_env.job_ids() - before) == 1  # followed, never submitted twice
+    assert await wk.rds.hget(wk.keys.task("r1", "t"), "slurm_job") == job
+    assert await wk.pending() == 0
