@@ -14,7 +14,9 @@ Worker.start calls them for every registered executor that has them:
 
     for ex in reattachable_executors():
         handles = await ex.find_reattachable(redis, keys, streams, runner_id, held=inflight)
-        ...  # held like read tasks, then run_reattached(handles, ctx, ex), then discarded
+        ...  # held like read tasks; ex.reattach(handles, ctx), reported, then discarded
+
+`run_reattached` does the same for one executor (the slurm one by default).
 """
 
 from __future__ import annotations
