@@ -6,10 +6,13 @@ values shell-quoted, a list is exec'd as is), writes DAGB_INPUTS into the attemp
 argv, env and directory, all shell-quoted, in a generated batch script (slurm_script.py).
 Resources map to sbatch options; tasks whose options differ go in separate arrays.
 
-After sbatch the task hash gets `slurm_job` (`<id>_<index>`), `slurm_attempt` and
-`slurm_out`. A task whose current attempt already has a job (a re-delivered entry, or a
-worker restarted over its own pending entries: slurm_reattach.py) is followed again instead
-of being submitted twice; a job left over from an older attempt is cancelled.
+A node's `init` is one more job per batch, which the batch's arrays depend on (slurm_init.py).
+
+After sbatch the task hash gets `slurm_job` (`<id>_<index>`), `slurm_attempt`, `slurm_out`
+and `slurm_init` (the init job's id, '' if none). A task whose current attempt already has
+a job (a re-delivered entry, or a worker restarted over its own pending entries:
+slurm_reattach.py) is followed again instead of being submitted twice, its init job too if
+that had not ended yet; a job left over from an older attempt is cancelled.
 """
 
 from __future__ import annotations
@@ -25,13 +28,20 @@ import msgspec
 from redis.exceptions import RedisError
 
 from broker.wire import Outcome
+from worker.batchinit import FAILED_PREFIX, InitError, init_command
 from worker.executors import slurm_reattach
 from worker.executors.attempt import LaunchError
 from worker.executors.base import register_executor
 from worker.executors.inputs import fetch_inputs
 from worker.executors.paths import AttemptPaths, safe_part
 from worker.executors.slurm_cli import SlurmError, scancel, submit
-from worker.executors.slurm_logs import log_size, prepare_attempt_dir, write_script
+from worker.executors.slurm_init import reattach_inits, submit_init
+from worker.executors.slurm_logs import (
+    copied_bytes,
+    has_init_copy,
+    prepare_attempt_dir,
+    write_script,
+)
 from worker.executors.slurm_script import (
     OUTPUT_PATTERN,
     SCRIPT_NAME,
@@ -52,14 +62,16 @@ if TYPE_CHECKING:
 
     from broker.keys import Keys
     from broker.wire import Completion
+    from worker.batchinit import InitCommand
     from worker.config import WorkerSettings
     from worker.executors.base import ExecContext
+    from worker.executors.slurm_init import InitJob
     from worker.handle import TaskHandle
     from worker.inflight import InFlight
 
 logger = logging.getLogger(__name__)
 
-JOB_FIELDS = ("slurm_job", "slurm_attempt", "slurm_out")
+JOB_FIELDS = ("slurm_job", "slurm_attempt", "slurm_out", "slurm_init")
 
 
 def job_dir_for(data_dir: Path) -> Path:
@@ -79,15 +91,22 @@ class SlurmExecutor:
     async def run_batch(self, tasks: Sequence[TaskHandle], ctx: ExecContext) -> list[Completion]:
         env = dict(ctx.base_env)
         tracked = [Tracked(h, AttemptPaths.for_task(ctx.data_dir, h.msg)) for h in tasks]
-        fresh = await self._reattach(tracked, ctx, env)  # (their files are left as they are)
+        fresh, inits = await self._reattach(tracked, ctx, env)  # (files left as they are)
         await self._prepare(fresh, ctx)
-        for group in self._groups([t for t in fresh if t.early is None], ctx.runner_id):
-            await self._submit(group, ctx, env)
+        size = max(1, self.config.max_array)
+        for (opts, cmd), group in self._groups([t for t in fresh if t.early is None],
+                                               ctx.runner_id).items():
+            init = await self._submit_init(cmd, opts, group, ctx, env) if cmd else None
+            if cmd is not None and init is None:
+                continue  # its tasks failed
+            inits += [init] if init else []
+            for i in range(0, len(group), size):
+                await self._submit(group[i : i + size], ctx, env, init)
         # live logs: each poll copies new element output into the attempt logs, shipped from
         # there; the last copy and the worker's note (in finish) go out when the block exits
         async with LogShippers(ctx.redis, ctx.keys, [(t.msg, t.paths.log) for t in tracked],
                                interval_s=min(1.0, self.config.poll_interval_s)):
-            await watch(tracked, self.config, env)
+            await watch(tracked, self.config, env, inits)
             return list(await asyncio.gather(
                 *(asyncio.to_thread(finish, t, ctx.runner_id) for t in tracked)
             ))
@@ -103,19 +122,23 @@ class SlurmExecutor:
 
     async def _reattach(
         self, tracked: list[Tracked], ctx: ExecContext, env: dict[str, str]
-    ) -> list[Tracked]:
-        """Follow jobs this attempt already has; cancel older attempts' jobs. → to submit."""
+    ) -> tuple[list[Tracked], list[InitJob]]:
+        """Follow jobs this attempt already has (and their init jobs not yet copied into
+        their logs); cancel older attempts' jobs. → (to submit, init jobs followed)."""
         pipe = ctx.redis.pipeline(transaction=False)
         for t in tracked:
             pipe.hmget(ctx.keys.task(t.msg.run, t.msg.node), JOB_FIELDS)
         rows: list[list[Any]] = await pipe.execute()
         fresh: list[Tracked] = []
         stale: list[str] = []
-        for t, (job, attempt, out) in zip(tracked, rows, strict=True):
+        waiting: dict[str, list[Tracked]] = {}  # init job id → its tasks followed again
+        for t, (job, attempt, out, init) in zip(tracked, rows, strict=True):
             if job and attempt == str(t.msg.attempt) and "_" in job:
                 t.job_id, _, index = job.partition("_")
                 t.index, t.out_path = int(index), Path(out) if out else None
-                t.log_pos = await asyncio.to_thread(log_size, t.paths.log)
+                t.log_pos = await asyncio.to_thread(copied_bytes, t.paths)
+                if init and not await asyncio.to_thread(has_init_copy, t.paths):
+                    waiting.setdefault(init, []).append(t)
                 t.submitted_at_ms = now_ms()
                 logger.info("%s/%s#%d: following SLURM job %s again", t.msg.run, t.msg.node,
                             t.msg.attempt, job, extra=task_extra(t.msg))
@@ -126,27 +149,47 @@ class SlurmExecutor:
         if stale:
             logger.info("cancelling SLURM job(s) of earlier attempts: %s", " ".join(stale))
             await scancel(stale, env)
-        return fresh
+        return fresh, reattach_inits(waiting, ctx.data_dir)
 
-    def _groups(self, fresh: list[Tracked], runner: str) -> list[list[Tracked]]:
-        """Tasks with equal sbatch options, at most max_array per group."""
-        by_opts: dict[tuple[str, ...], list[Tracked]] = {}
+    def _groups(
+        self, fresh: list[Tracked], runner: str
+    ) -> dict[tuple[tuple[str, ...], InitCommand | None], list[Tracked]]:
+        """Tasks with equal sbatch options and equal rendered init (one init job each)."""
+        groups: dict[tuple[tuple[str, ...], InitCommand | None], list[Tracked]] = {}
         for t in fresh:
             if t.handle.stop_outcome is not None:
                 t.fail_early(t.handle.stop_outcome, t.handle.stop_reason, runner)
                 continue
-            by_opts.setdefault(job_options(t.msg.spec, self.config), []).append(t)
-        size = max(1, self.config.max_array)
-        return [g[i : i + size] for g in by_opts.values() for i in range(0, len(g), size)]
+            try:
+                cmd = init_command(t.msg)
+            except InitError as e:
+                t.fail_early(Outcome.FAILED, FAILED_PREFIX + str(e), runner)
+                continue
+            groups.setdefault((job_options(t.msg.spec, self.config), cmd), []).append(t)
+        return groups
 
-    async def _submit(self, group: list[Tracked], ctx: ExecContext, env: dict[str, str]) -> None:
+    async def _submit_init(
+        self, cmd: InitCommand, opts: tuple[str, ...], group: list[Tracked], ctx: ExecContext,
+        env: dict[str, str],
+    ) -> InitJob | None:
+        """sbatch the group's init job; None (its tasks failed) if SLURM refused it."""
+        try:
+            return await submit_init(cmd, opts, group, ctx.data_dir, env)
+        except SlurmError as e:
+            for t in group:
+                t.fail_early(Outcome.FAILED, FAILED_PREFIX + str(e), ctx.runner_id)
+            return None
+
+    async def _submit(self, group: list[Tracked], ctx: ExecContext, env: dict[str, str],
+                      init: InitJob | None = None) -> None:
         opts = job_options(group[0].msg.spec, self.config)
         job_dir = job_dir_for(ctx.data_dir)
         name = safe_part(f"dagb-{group[0].msg.tpl}")[:64]
         try:
             script = batch_script([t.element for t in group if t.element is not None])
             await asyncio.to_thread(write_script, job_dir, SCRIPT_NAME, script)
-            job_id = await submit(sbatch_argv(opts, len(group), str(job_dir), name), env)
+            job_id = await submit(sbatch_argv(opts, len(group), str(job_dir), name,
+                                              after=init.job_id if init else ""), env)
         except (SlurmError, OSError) as e:
             await asyncio.to_thread(shutil.rmtree, job_dir, True)
             for t in group:
@@ -159,7 +202,7 @@ class SlurmExecutor:
             t.out_path = job_dir / OUTPUT_PATTERN.replace("%a", str(i))
             pipe.hset(ctx.keys.task(t.msg.run, t.msg.node), mapping={
                 "slurm_job": t.element_id, "slurm_attempt": t.msg.attempt,
-                "slurm_out": str(t.out_path),
+                "slurm_out": str(t.out_path), "slurm_init": init.job_id if init else "",
             })
         try:
             await pipe.execute()

@@ -13,10 +13,10 @@ import logging
 from typing import TYPE_CHECKING
 
 from worker.executors.slurm_script import parse_job_id
-from worker.executors.slurm_state import parse_sacct, parse_scontrol, parse_squeue
+from worker.executors.slurm_state import element_state, parse_sacct, parse_scontrol, parse_squeue
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
     from worker.executors.slurm_state import ElementState
 
@@ -101,6 +101,24 @@ async def sacct_states(job_id: str, env: Mapping[str, str]) -> dict[int, Element
         logger.debug("sacct cannot tell: %s", e)
         return None
     return None if out is None else parse_sacct(out, job_id)
+
+
+async def job_states(
+    job_id: str, wanted: Iterable[int], env: Mapping[str, str]
+) -> dict[int, ElementState]:
+    """States of the wanted elements SLURM knows; finished ones with their exit codes (a job
+    that is not an array: wanted [REST])."""
+    queued = await squeue_states(job_id, env) or {}
+    states = {i: st for i in wanted if (st := element_state(queued, i)) is not None}
+    need = {i for i in wanted if i not in states or states[i].final}
+    if need:
+        detail = await scontrol_states(job_id, env)
+        if detail is None or any(element_state(detail, i) is None for i in need):
+            detail = {**(await sacct_states(job_id, env) or {}), **(detail or {})}
+        for i in need:
+            if (st := element_state(detail, i)) is not None:
+                states[i] = st
+    return states
 
 
 async def scancel(element_ids: Sequence[str], env: Mapping[str, str]) -> bool:

@@ -3,7 +3,8 @@
 A job element writes stdout + stderr to `{job dir}/{index}.out`; the worker appends what is
 new there to the attempt's log file at every poll, so `logs` shows a running job's output.
 The attempt log holds nothing but copied bytes until the attempt ends, so after a worker
-restart the copy resumes at the log's current size.
+restart the copy resumes at the log's current size, less the copy of the batch's init output
+at its head, whose size is recorded in the attempt's work dir before it is written.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from worker.executors.paths import AttemptPaths
 
 CHUNK_BYTES = 1 << 20
+SKIP_FILE = "log-skip"  # in the attempt's work dir: bytes at the head of its log not copied
 
 
 def log_size(path: Path) -> int:
@@ -44,6 +46,28 @@ def copy_new(src: Path, dst: Path, pos: int) -> int:
                 pos += len(data)
                 data = f.read(CHUNK_BYTES)
     return pos
+
+
+def copied_bytes(paths: AttemptPaths) -> int:
+    """How much of its element's output the attempt log already holds."""
+    try:
+        skip = int((paths.work / SKIP_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        skip = 0
+    return max(0, log_size(paths.log) - skip)
+
+
+def has_init_copy(paths: AttemptPaths) -> bool:
+    return (paths.work / SKIP_FILE).exists()
+
+
+def add_init_copy(paths: AttemptPaths, text: bytes) -> None:
+    """Append the init's copy to the attempt log, its size recorded first (copied_bytes)."""
+    paths.work.mkdir(parents=True, exist_ok=True)
+    paths.log.parent.mkdir(parents=True, exist_ok=True)
+    (paths.work / SKIP_FILE).write_text(str(log_size(paths.log) + len(text)))
+    with paths.log.open("ab") as f:
+        f.write(text)
 
 
 def write_script(job_dir: Path, name: str, text: str) -> Path:

@@ -103,11 +103,13 @@ def parse_squeue(text: str, job_id: str) -> dict[int, ElementState]:
 
 def parse_scontrol(text: str, job_id: str) -> dict[int, ElementState]:
     """`scontrol -o show job ID` (one record per line; an unsplit pending or cancelled part
-    of an array is one record with ArrayTaskId=2-5) → {index: state}."""
+    of an array is one record with ArrayTaskId=2-5) → {index: state}. A job that is not an
+    array (a batch's init job) has no ArrayJobId: its record is REST."""
     out: dict[int, ElementState] = {}
     for line in text.splitlines():
         fields = dict(_SCONTROL_FIELD.findall(line))
-        if fields.get("ArrayJobId") != job_id or "JobState" not in fields:
+        plain = "ArrayJobId" not in fields and fields.get("JobId") == job_id
+        if (fields.get("ArrayJobId") != job_id and not plain) or "JobState" not in fields:
             continue
         code, sig = parse_exit_code(fields.get("ExitCode", ""))
         state = ElementState(

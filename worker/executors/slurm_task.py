@@ -21,6 +21,7 @@ from worker.executors.slurm_state import verdict
 if TYPE_CHECKING:
     from broker.wire import TaskMessage
     from worker.executors.paths import AttemptPaths
+    from worker.executors.slurm_init import InitJob
     from worker.executors.slurm_state import ElementState
     from worker.handle import TaskHandle
 
@@ -65,6 +66,12 @@ class Tracked:
     unknown_polls: int = 0
     final: ElementState | None = None
     early: Completion | None = None  # ended before (or instead of) running
+    init: InitJob | None = None  # the batch's init job its array waits for
+
+    @property
+    def copying(self) -> bool:
+        """Its element's output may go to its log: it started, after its init's copy."""
+        return self.started_mono is not None and (self.init is None or self.init.copied)
 
     @property
     def msg(self) -> TaskMessage:
@@ -115,7 +122,7 @@ def _outcome(t: Tracked) -> tuple[Outcome, str, int | None, Any]:
     assert t.final is not None
     outcome, reason, code = verdict(t.final)
     if t.stop is not None:  # we cancelled it: say why, whatever SLURM made of it
-        return t.stop[0], t.stop[1], code, None
+        return t.stop[0], t.stop[1], code if t.started_mono is not None else None, None
     result: Any = None
     if outcome is Outcome.SUCCEEDED:
         result, err = parse_result(_read(t.paths.result))

@@ -5,6 +5,8 @@ ended or left the queue, to learn their exit code); scancel what was cancelled, 
 timed out; copy new output into the attempt logs; then wait for the poll interval, a stop
 request or the next timeout, whichever comes first. The timeout counts from the moment an
 element is first seen running, not from its submission (queue time is not run time).
+The batch's init jobs are followed first in each round (slurm_init.py), and the watch goes
+on until they have ended too.
 """
 
 from __future__ import annotations
@@ -15,41 +17,20 @@ import time
 from typing import TYPE_CHECKING
 
 from broker.wire import Outcome
-from worker.executors.slurm_cli import (
-    SlurmUnavailable,
-    sacct_states,
-    scancel,
-    scontrol_states,
-    squeue_states,
-)
+from worker.executors.slurm_cli import SlurmUnavailable, job_states, scancel
+from worker.executors.slurm_init import follow_inits
 from worker.executors.slurm_logs import copy_new
-from worker.executors.slurm_state import ElementState, element_state
+from worker.executors.slurm_state import ElementState
 from worker.executors.slurm_task import now_ms
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Mapping, Sequence
 
+    from worker.executors.slurm_init import InitJob
     from worker.executors.slurm_script import SlurmConfig
     from worker.executors.slurm_task import Tracked
 
 logger = logging.getLogger(__name__)
-
-
-async def job_states(
-    job_id: str, wanted: Iterable[int], env: Mapping[str, str]
-) -> dict[int, ElementState]:
-    """States of the wanted elements SLURM knows; finished ones with their exit codes."""
-    queued = await squeue_states(job_id, env) or {}
-    states = {i: st for i in wanted if (st := element_state(queued, i)) is not None}
-    need = {i for i in wanted if i not in states or states[i].final}
-    if need:
-        detail = await scontrol_states(job_id, env)
-        if detail is None or any(element_state(detail, i) is None for i in need):
-            detail = {**(await sacct_states(job_id, env) or {}), **(detail or {})}
-        for i in need:
-            if (st := element_state(detail, i)) is not None:
-                states[i] = st
-    return states
 
 
 def _apply(t: Tracked, st: ElementState | None, config: SlurmConfig) -> None:
@@ -118,7 +99,7 @@ async def _cancel(active: list[Tracked], config: SlurmConfig, env: Mapping[str, 
 def _copy_logs(active: list[Tracked]) -> None:
     """Blocking: append new output of started elements to their attempt logs."""
     for t in active:
-        if t.out_path is not None and t.started_mono is not None:
+        if t.out_path is not None and t.copying:
             t.log_pos = copy_new(t.out_path, t.paths.log, t.log_pos)
 
 
@@ -147,13 +128,15 @@ async def _pause(active: list[Tracked], config: SlurmConfig) -> None:
             w.cancel()
 
 
-async def watch(tracked: list[Tracked], config: SlurmConfig, env: Mapping[str, str]) -> None:
-    """Return when every submitted element is final (or given up on)."""
-    while active := [t for t in tracked if t.watching]:
+async def watch(tracked: list[Tracked], config: SlurmConfig, env: Mapping[str, str],
+                inits: Sequence[InitJob] = ()) -> None:
+    """Return when every submitted element and init job is final (or given up on)."""
+    while (active := [t for t in tracked if t.watching]) or any(j.watching for j in inits):
+        await follow_inits(inits, config, env)
         await _poll(active, config, env)
         active = [t for t in active if t.watching]
         await _cancel(active, config, env)
         await asyncio.to_thread(_copy_logs, active)
         active = [t for t in active if t.watching]
-        if active:
+        if active or any(j.watching for j in inits):
             await _pause(active, config)
