@@ -7,9 +7,13 @@ Every batch here is pushed before the worker starts, so one read takes it whole.
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+
 from helpers import wait_until
 from peers.fixtures import SlurmCluster, slurm_cluster  # noqa: F401
-from test_slurm_executor import element, sk, slurm_env, slurm_job  # noqa: F401
+from test_slurm_executor import POLL_S, element, sk, slurm_env, slurm_job  # noqa: F401
 from test_worker_support import WorkerHarness, file_exists, read_text, wk_fixture  # noqa: F401
 
 from broker.wire import Outcome
@@ -106,3 +110,48 @@ async def test_cancelling_the_batch_scancels_its_init_job(
         assert (c.outcome, c.reason) == (Outcome.CANCELLED, "cancelled")
     assert init_record(slurm_env, init_id)["JobState"] == "CANCELLED"
     assert not ran.exists()
+
+
+async def test_restarted_workers_follow_the_init_job_and_the_array(
+    sk: WorkerHarness, slurm_env: SlurmCluster, child_env: dict[str, str]  # noqa: F811
+) -> None:
+    """Killed while the init job waits (the next worker follows it and copies its output),
+    then killed while the element runs (the next one resumes the copy past the init's)."""
+    rid, data = "slurm-init-reattach", sk.tmp / "data"
+    gate, gate2 = sk.tmp / "gate", sk.tmp / "gate2"
+    argv = [sys.executable, "-m", "worker", "--redis-url", sk.url, "--prefix", sk.keys.prefix,
+            "--id", rid, "--data-dir", str(data), "--slots", "2", "--heartbeat-ttl", "30",
+            "--slurm-poll-interval", str(POLL_S)]
+    env = dict(child_env, SLURM_CONF=str(slurm_env.conf))
+    before = slurm_env.job_ids()
+    init = f"while [ ! -e {gate} ]; do sleep 0.1; done; printf 'init %s\\n' ok"
+    await sk.push("t", "slurm", init=init,
+                  command=f"echo first; while [ ! -e {gate2} ]; do sleep 0.1; done; echo second")
+    log = data / "logs" / "r1" / "t" / "attempt-1.log"
+
+    async def first_line() -> bool:
+        return log.exists() and "first" in read_text(log)
+
+    with (sk.tmp / "workers.log").open("w") as out:
+        first = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            await slurm_job(sk, "t")
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        assert await sk.rds.hget(sk.keys.task("r1", "t"), "slurm_init")
+        second = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            gate.touch()
+            await wait_until(first_line, 60.0, what="the element's first line after the init's")
+        finally:
+            second.send_signal(signal.SIGKILL)
+            second.wait()
+    await sk.start(runner_id=rid)
+    gate2.touch()
+    c = await sk.completion("t", timeout_s=60)
+    assert c.outcome is Outcome.SUCCEEDED, (c.reason, c.tail)
+    text = read_text(log)
+    assert text.count("init ok") == 1 and text.count("first") == 1, text
+    assert text.index("init ok") < text.index("first") < text.index("second"), text
+    assert len(slurm_env.job_ids() - before) == 2  # nothing submitted twice
