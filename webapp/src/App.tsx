@@ -5,6 +5,7 @@ import { useEffect, useState } from 'react';
 import { Link, NavLink, Navigate, Route, Routes, useLocation, useNavigate } from 'react-router-dom';
 import { useApi } from './api/ApiContext';
 import { queryKeys } from './api/queryKeys';
+import { LiveContext } from './live/LiveContext';
 import { useLiveChannel } from './live/useLiveChannel';
 import { DashboardPage } from './pages/DashboardPage';
 import { EditorPage } from './pages/EditorPage';
@@ -33,11 +34,11 @@ function Shell({ children }: { children: React.ReactNode }) {
           <NavLink to="/workflows">Workflows</NavLink>
         </nav>
         <span className="spacer" />
-        <span className={`live live-${live}`} data-testid="live-status" title="live channel">{live}</span>
+        <span className={`live live-${live.status}`} data-testid="live-status" title="live channel">{live.status}</span>
         {me.data && <span className="who">{me.data.id}{me.data.admin ? ' (admin)' : ''}</span>}
         <button className="link" onClick={logout}>Log out</button>
       </header>
-      <main>{children}</main>
+      <main><LiveContext.Provider value={live}>{children}</LiveContext.Provider></main>
     </div>
   );
 }

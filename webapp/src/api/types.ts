@@ -168,6 +168,30 @@ export interface LogPage {
   tail?: string;
 }
 
+/** A log line as the live channel sends it (`follow_log`). */
+export interface LogLine {
+  id: string;
+  attempt: number;
+  line: string;
+}
+
+/** Live channel: new lines of a log this socket follows. */
+export interface LogFrame {
+  type: 'log';
+  run: string;
+  task: string;
+  lines: LogLine[];
+  last_id: string;
+}
+
+/** Live channel: a client message (`follow_log`, `unfollow_log`) was refused; nothing changed. */
+export interface LiveErrorFrame {
+  type: 'error';
+  op: string | null;
+  message: string;
+  details: { run?: string; task?: string; field?: string; [k: string]: unknown } | null;
+}
+
 export type WorkflowDoc = {
   name: string;
   nodes: Record<string, WorkflowNode>;

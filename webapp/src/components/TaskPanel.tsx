@@ -1,46 +1,82 @@
-// One task: state, attempts, runner, exit code, timing, ETA, result, its log (followed while it
-// runs, then fetched in ranges), and "redo from here" once the run has finished.
+// One task: state, attempts, runner, exit code, timing, ETA, result, its log (followed over the
+// live socket while it runs, REST polling as the fallback; then fetched in ranges), and "redo
+// from here" once the run has finished.
 
-import { useMutation, useQuery } from '@tanstack/react-query';
-import { useEffect, useState } from 'react';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useEffect, useRef, useState } from 'react';
 import { useNavigate } from 'react-router-dom';
 import { useApi } from '../api/ApiContext';
 import { queryKeys } from '../api/queryKeys';
-import type { EtaTask, LogPage, TaskView } from '../api/types';
+import type { EtaTask, TaskView } from '../api/types';
 import { shortReason, waitingFor } from '../format/resources';
 import { describeSource, formatClock, formatDuration, formatEta } from '../format/time';
 import { ErrorText, StateBadge } from './bits';
+import { useLive } from '../live/LiveContext';
+import { linesAfter } from '../live/logFollow';
 import { WaitingNote } from './resources';
 
 const FINAL_RUN = new Set(['succeeded', 'failed', 'cancelled']);
 
+type Line = { id: string; line: string };
+
+const POLL_MS = 2000;
+const lastId = (lines: readonly Line[]): string | null => (lines.length ? lines[lines.length - 1].id : null);
+const appendNew = (lines: Line[], fresh: readonly Line[]): Line[] => {
+  const add = linesAfter(fresh, lastId(lines));
+  return add.length ? [...lines, ...add] : lines;
+};
+
+/** The first REST page of the log, then what follows it: while the task runs (and "follow" is
+ *  ticked) new lines come over the live socket from the page's last line on; REST polling is the
+ *  fallback only while the socket is not live (or the broker refused the follow). When the task
+ *  ends the page is fetched once more, for the final lines. */
 function LogView({ run, task, running }: { run: string; task: string; running: boolean }) {
   const api = useApi();
+  const qc = useQueryClient();
+  const live = useLive();
+  const logs = live?.logs;
   const [follow, setFollow] = useState(true);
-  const [more, setMore] = useState<LogPage['lines']>([]);
+  const [refused, setRefused] = useState(false);
+  const [more, setMore] = useState<Line[]>([]); // after the first page: "load more" or the socket
+  const following = running && follow;
+  const overSocket = following && live?.status === 'live' && !refused;
   const first = useQuery({
     queryKey: queryKeys.log(run, task),
     queryFn: () => api.taskLog(run, task),
-    refetchInterval: running && follow ? 2000 : false, // log lines are not in the events stream
+    refetchInterval: following && !overSocket ? POLL_MS : false, // fallback: the socket is down
   });
-  useEffect(() => setMore([]), [run, task]);
   const page = first.data;
-  const lines = [...(page?.lines ?? []), ...more];
-  const next = more.length ? more[more.length - 1].id : page?.next;
+  const lines: Line[] = [...(page?.lines ?? [])];
+  lines.push(...linesAfter(more, lastId(lines))); // a refetched page may hold some of them
+  const last = useRef<string | null>(null);
+  last.current = lastId(lines) ?? page?.next ?? null;
+  const loaded = page !== undefined;
+  useEffect(() => {
+    if (!following || !logs || !loaded) return undefined;
+    return logs.follow(run, task, last.current, (fresh) => setMore((m) => appendNew(m, fresh)), () => setRefused(true));
+  }, [following, logs, loaded, run, task]);
+  const wasRunning = useRef(running);
+  useEffect(() => {
+    if (wasRunning.current && !running) void qc.refetchQueries({ queryKey: queryKeys.log(run, task) }, { cancelRefetch: false });
+    wasRunning.current = running;
+  }, [running, qc, run, task]);
+  const next = last.current;
   const loadMore = async () => {
     if (!next) return;
     const p = await api.taskLog(run, task, next);
-    setMore((m) => [...m, ...p.lines]);
+    setMore((m) => appendNew(m, p.lines));
   };
+  const streamed = page?.streamed || lines.length > 0;
   return (
     <div className="log">
       <div className="row">
         <strong>Log</strong>
         {running && <label className="inline"><input type="checkbox" checked={follow} onChange={(e) => setFollow(e.target.checked)} /> follow</label>}
-        {page?.streamed && next && <button className="mini" onClick={loadMore}>load more</button>}
+        {following && <span className="muted" data-testid="log-follow" title={overSocket ? 'new lines come over the live channel' : 'the live channel is down: polling every 2 s'}>{overSocket ? 'live' : 'polling'}</span>}
+        {streamed && next && !overSocket && <button className="mini" onClick={loadMore}>load more</button>}
       </div>
       <ErrorText error={first.error} />
-      <pre data-testid="task-log">{page?.streamed ? lines.map((l) => l.line).join('\n') : page?.tail || (page ? '(no output yet)' : 'loading…')}</pre>
+      <pre data-testid="task-log">{streamed ? lines.map((l) => l.line).join('\n') : page?.tail || (page ? '(no output yet)' : 'loading…')}</pre>
     </div>
   );
 }
@@ -89,7 +125,7 @@ export function TaskPanel({ run, runState, task, eta, now }: { run: string; runS
           ))}</tbody>
         </table>
       )}
-      <LogView run={run} task={task.id} running={task.state === 'running' || task.state === 'dispatched'} />
+      <LogView key={`${run}/${task.id}`} run={run} task={task.id} running={task.state === 'running' || task.state === 'dispatched'} />
       <div className="row">
         <button disabled={!FINAL_RUN.has(runState) || redo.isPending} title={FINAL_RUN.has(runState) ? 'a new run: this node and its descendants run again' : 'the run has not finished'} onClick={() => redo.mutate()}>
           {task.state === 'failed' ? 'Retry (redo from here)' : 'Redo from here'}

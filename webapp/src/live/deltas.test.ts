@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RunStatus, TaskView } from '../api/types';
-import { applyRunDeltas, parseFrame, phaseOf, planDeltas, type TaskDelta } from './deltas';
+import { applyRunDeltas, isDelta, parseFrame, phaseOf, planDeltas, type Delta, type TaskDelta } from './deltas';
 
 function task(id: string, state: string, parents: string[] = []): TaskView {
   return {
@@ -114,6 +114,21 @@ describe('planDeltas', () => {
     ]);
     expect([...plan.eta]).toEqual(['r1', 'r2']);
     expect(plan.operations).toBe(true);
+  });
+});
+
+describe('log and error frames', () => {
+  it('are no deltas: planDeltas patches and refetches nothing for them', () => {
+    const frames = parseFrame(JSON.stringify([
+      { type: 'log', run: 'r1', task: 'a', lines: [{ id: '1-0', attempt: 1, line: 'x' }], last_id: '1-0' },
+      { type: 'error', op: 'follow_log', message: 'no run', details: { run: 'r1' } },
+      { type: 'something_new', run: 'r1', node: 'a', state: 'running', ts: 1 },
+      { type: 'task', run: 'r1', node: 'a', state: 'running', ts: 1 },
+    ]));
+    expect(frames.filter(isDelta).map((f) => f.type)).toEqual(['task']);
+    const plan = planDeltas(frames as Delta[]); // even if one slipped through
+    expect([...plan.patches.get('r1')!].map((d) => d.type)).toEqual(['task']);
+    expect(plan.invalidate).toEqual([['task', 'r1', 'a']]);
   });
 });
 

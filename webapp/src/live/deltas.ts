@@ -1,7 +1,7 @@
 // Pure: what the live channel's deltas do to the query cache. A delta only patches the run it
 // names (task state, counts) or tells which queries to refetch; nothing keeps a second store.
 
-import type { RunStatus, TaskView } from '../api/types';
+import type { LiveErrorFrame, LogFrame, RunStatus, TaskView } from '../api/types';
 
 export interface TaskDelta {
   type: 'task';
@@ -33,7 +33,17 @@ export interface Hello {
   admin: boolean;
 }
 export type Delta = TaskDelta | RunDelta | RunnerDelta;
-export type Frame = Hello | Delta;
+/** What the socket sends. Log and error frames answer this tab's `follow_log` (logFollow.ts):
+ *  they never go into the delta buffer. */
+export type Frame = Hello | Delta | LogFrame | LiveErrorFrame;
+
+const DELTA_TYPES = new Set(['task', 'run', 'runner']);
+
+/** A state delta for the query cache (not a hello, a log or error frame, or a type this UI
+ *  does not know). */
+export function isDelta(frame: { type: string }): frame is Delta {
+  return DELTA_TYPES.has(frame.type);
+}
 
 export const FINAL_RUN_STATES = new Set(['succeeded', 'failed', 'cancelled']);
 export const FINAL_TASK_STATES = new Set(['succeeded', 'failed', 'upstream_failed', 'cancelled']);
@@ -155,6 +165,7 @@ export function planDeltas(deltas: Delta[]): Plan {
     }
   };
   for (const d of deltas) {
+    if (!isDelta(d)) continue; // a newer broker's frame type: nothing of the cache to patch
     if (d.type === 'runner') {
       refetch(['runners']);
       refetch(['queue']);

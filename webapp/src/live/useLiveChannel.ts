@@ -1,15 +1,18 @@
 // One websocket per tab. Deltas patch the run queries they name (applyRunDeltas) or invalidate
 // queries; every `hello` (first connect, reconnect, broker restart) refetches everything, so
-// the UI never keeps a state the broker no longer has.
+// the UI never keeps a state the broker no longer has. The same socket carries this tab's log
+// follows (logFollow.ts): `log` and `error` frames go to them, never into the delta buffer.
 
-import { useEffect, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import type { QueryClient } from '@tanstack/react-query';
 import type { Api } from '../api/Api';
 import { queryKeys } from '../api/queryKeys';
 import type { RunStatus } from '../api/types';
-import { applyRunDeltas, parseFrame, planDeltas, type Delta } from './deltas';
+import { applyRunDeltas, isDelta, parseFrame, planDeltas, type Delta } from './deltas';
+import type { Live, LiveStatus } from './LiveContext';
+import { LogFollows } from './logFollow';
 
-export type LiveStatus = 'connecting' | 'live' | 'reconnecting';
+export type { LiveStatus } from './LiveContext';
 
 const FLUSH_MS = 100;
 const ETA_EVERY_MS = 2000;
@@ -61,8 +64,9 @@ function applyBatch(qc: QueryClient, batch: Delta[], eta: Throttle, ops: Throttl
   }
 }
 
-export function useLiveChannel(api: Api, qc: QueryClient, enabled: boolean): LiveStatus {
+export function useLiveChannel(api: Api, qc: QueryClient, enabled: boolean): Live {
   const [status, setStatus] = useState<LiveStatus>('connecting');
+  const [logs] = useState(() => new LogFollows());
   useEffect(() => {
     if (!enabled) return undefined;
     let ws: WebSocket | null = null;
@@ -82,7 +86,8 @@ export function useLiveChannel(api: Api, qc: QueryClient, enabled: boolean): Liv
     };
 
     const connect = () => {
-      ws = new WebSocket(api.liveUrl());
+      const socket = new WebSocket(api.liveUrl());
+      ws = socket;
       ws.onmessage = (ev: MessageEvent<string>) => {
         for (const frame of parseFrame(ev.data)) {
           if (frame.type === 'hello') {
@@ -90,7 +95,12 @@ export function useLiveChannel(api: Api, qc: QueryClient, enabled: boolean): Liv
             buffer = [];
             setStatus('live');
             void qc.invalidateQueries({ predicate: (q) => !STATIC_KEYS.has(String(q.queryKey[0])) }); // resync from REST
-          } else {
+            logs.connected((msg) => {
+              if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(msg));
+            });
+          } else if (frame.type === 'log' || frame.type === 'error') {
+            logs.handle(frame);
+          } else if (isDelta(frame)) {
             buffer.push(frame);
           }
         }
@@ -98,6 +108,7 @@ export function useLiveChannel(api: Api, qc: QueryClient, enabled: boolean): Liv
       };
       ws.onclose = () => {
         ws = null;
+        logs.disconnected();
         if (stopped) return;
         setStatus('reconnecting');
         const backoff = Math.min(MAX_BACKOFF_MS, 500 * 2 ** attempt) * (0.75 + Math.random() / 2);
@@ -112,8 +123,9 @@ export function useLiveChannel(api: Api, qc: QueryClient, enabled: boolean): Liv
       if (retryTimer) clearTimeout(retryTimer);
       eta.clear();
       ops.clear();
+      logs.disconnected();
       ws?.close(1000, 'page closed');
     };
-  }, [api, qc, enabled]);
-  return status;
+  }, [api, qc, enabled, logs]);
+  return useMemo(() => ({ status, logs }), [status, logs]);
 }
