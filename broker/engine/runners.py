@@ -110,11 +110,18 @@ class RunnerWatch:
                 if c:
                     capacity[c] = capacity.get(c, 0) + int(slots or 0)
                     offers.setdefault(c, []).append(offer)
+        # Order matters, as dispatch (any broker, any moment) reads capacity and fit apart:
+        # capacity that shrank is written before the fit changes and capacity that grew after,
+        # so no dispatch ever sees new room with old (or no) fit information and sends a task
+        # that no live runner can take.
+        shrunk = {c: n for c, n in capacity.items() if n < self.capacity.get(c, 0)}
+        if shrunk:
+            await self.redis.hset(self.keys.capacity(), mapping=shrunk)
+        await self.scripts.refit(refit_args(offers, classes))
         if capacity:
             await self.redis.hset(self.keys.capacity(), mapping=capacity)
         grown = [c for c, n in capacity.items() if n > self.capacity.get(c, 0)]
         self.capacity = capacity
-        await self.scripts.refit(refit_args(offers, classes))
         if grown:
             await self.scripts.dispatch(grown)
         for rid in dead:  # after refit: what they lose is requeued against the live offers

@@ -251,3 +251,31 @@ async def test_remote_executor_tasks_are_not_limited_by_the_runner_size(
     assert await parked(h, "slurm") == []
     assert await h.queued("slurm") == ["sim"]
     await h.check()
+
+
+async def test_a_dispatch_racing_the_scan_never_sends_an_unfit_task(
+    h: Harness, watch: RunnerWatch
+) -> None:
+    """Another broker (or the execute request) may dispatch at any moment of a scan, between
+    its writes: at no such moment may it see the new runner's room without its fit."""
+    await h.submit({"big": sh(resources={"cores": 8})})
+    await add_runner(h, "small", cores=2)  # the first runner of the class appears
+    real_refit = h.scripts.refit
+    seen: list[list[str]] = []
+
+    async def refit_raced(args: Any) -> Any:
+        await h.scripts.dispatch(["cpu"])  # just before the fit is written
+        seen.append(await h.queued())
+        out = await real_refit(args)
+        await h.scripts.dispatch(["cpu"])  # just after it
+        seen.append(await h.queued())
+        return out
+
+    h.scripts.refit = refit_raced  # type: ignore[method-assign]
+    try:
+        await watch.scan()
+    finally:
+        h.scripts.refit = real_refit  # type: ignore[method-assign]
+    assert seen == [[], []]
+    assert await h.queued() == [] and await parked(h) == ["big"]
+    await h.check()
