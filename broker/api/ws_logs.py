@@ -99,7 +99,7 @@ class LogFollows:
         key = (run, task)
         if key not in self.tasks and len(self.tasks) >= MAX_FOLLOWS:
             raise FollowError(f"at most {MAX_FOLLOWS} logs are followed at once per socket",
-                              {"following": len(self.tasks)})
+                              {"following": len(self.tasks), "run": run, "task": task})
         self._unfollow(key)  # following again restarts from the given position
         self.tasks[key] = asyncio.create_task(self._pump(run, task, after),
                                               name=f"ws-log-{run}-{task}")

@@ -106,3 +106,23 @@ async def test_another_users_run_and_bad_messages_get_errors(
     assert (await _next(admin, "error"))["message"] == f"no task 'nope' in run '{run}'"
     await ws.close()
     await admin.close()
+
+
+async def test_a_socket_follows_at_most_eight_logs(make_client: Any) -> None:
+    client = await make_client()
+    wf = {"name": "many", "nodes": {f"t{i}": {"executor": "noop"} for i in range(9)}}
+    run = await start_run(client, client.token, wf)
+    ws = await open_socket(client, client.token)
+    for i in range(8):
+        await ws.send_json({"op": "follow_log", "run": run, "task": f"t{i}"})
+    await ws.send_json({"op": "follow_log", "run": run, "task": "t0"})  # again: no new follow
+    await ws.send_json({"op": "follow_log", "run": run, "task": "t8"})
+    err = await _next(ws, "error")
+    assert err["message"] == "at most 8 logs are followed at once per socket"
+    assert err["details"] == {"following": 8, "run": run, "task": "t8"}
+    await ws.send_json({"op": "unfollow_log", "run": run, "task": "t3"})
+    await ws.send_json({"op": "follow_log", "run": run, "task": "t8"})  # room again
+    await ws.send_json({"op": "dance"})
+    err = await _next(ws, "error")
+    assert err["op"] == "dance"  # the follow of t8 was accepted: no error before this one
+    await ws.close()
