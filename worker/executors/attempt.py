@@ -28,6 +28,7 @@ from broker.core.template import render
 from broker.wire import Completion, Outcome
 from worker.artifacts import prepare_workdir, store_outputs
 from worker.executors.inputs import fetch_inputs
+from worker.executors.memlimit import cgroup_name, create_cgroup
 from worker.executors.outcome import classify, parse_error, parse_result, tail_text
 from worker.executors.paths import AttemptPaths
 from worker.executors.process import ProcessResult, run_process
@@ -135,12 +136,20 @@ class ProcessRunner(Protocol):
 async def spawn_process(
     handle: TaskHandle, prep: Prepared, paths: AttemptPaths, ctx: ExecContext
 ) -> ProcessResult:
-    """The default runner: a new process in its own group (see process.py)."""
-    return await run_process(
-        prep.argv, env=prep.env, cwd=prep.cwd, log_path=paths.log,
-        timeout_s=handle.msg.spec.timeout_s, stop=handle.stop_event(),
-        kill_grace_s=ctx.kill_grace_s,
-    )
+    """The default runner: a new process in its own group (see process.py), in a memory
+    cgroup of its own when the task declares memory and the host can enforce it (memlimit.py)."""
+    msg = handle.msg
+    name = cgroup_name(ctx.runner_id, msg.run, msg.node, msg.attempt)
+    cgroup = await create_cgroup(name, msg.spec.memory_mb)
+    try:
+        return await run_process(
+            prep.argv, env=prep.env, cwd=prep.cwd, log_path=paths.log,
+            timeout_s=msg.spec.timeout_s, stop=handle.stop_event(),
+            kill_grace_s=ctx.kill_grace_s, cgroup=cgroup,
+        )
+    finally:
+        if cgroup is not None:
+            await asyncio.shield(cgroup.remove())
 
 
 def _make_workdir(work: Path) -> None:
@@ -217,13 +226,14 @@ def _finish(
     outcome, reason = classify(
         proc.returncode, timed_out=proc.timed_out, timeout_s=msg.spec.timeout_s,
         stop_outcome=handle.stop_outcome if proc.stopped else None, stop_reason=handle.stop_reason,
+        oom_limit_mb=proc.oom_limit_mb,
     )
     result: Any = None
     if outcome is Outcome.SUCCEEDED:
         result, err = parse_result(_read(paths.result))
         if err or failure:
             outcome, reason = Outcome.FAILED, err or failure
-    elif outcome is Outcome.FAILED and not proc.timed_out:
+    elif outcome is Outcome.FAILED and not proc.timed_out and proc.oom_limit_mb is None:
         reason = parse_error(_read(paths.error)) or reason
     if reason:
         _note(paths, f"{outcome.value}: {reason}")

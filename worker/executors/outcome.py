@@ -20,17 +20,24 @@ def signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
+def out_of_memory(limit_mb: int) -> str:
+    return f"out of memory: exceeded its memory limit of {limit_mb} MiB"
+
+
 def classify(
     returncode: int, *, timed_out: bool, timeout_s: float | None,
-    stop_outcome: Outcome | None, stop_reason: str,
+    stop_outcome: Outcome | None, stop_reason: str, oom_limit_mb: int | None = None,
 ) -> tuple[Outcome, str]:
-    """→ (outcome, reason) of a process that ended (reason '' on success)."""
+    """→ (outcome, reason) of a process that ended (reason '' on success). `oom_limit_mb`:
+    the kernel OOM-killed in the task's memory cgroup of that limit (see memlimit.py)."""
     if stop_outcome is not None:
         return stop_outcome, stop_reason
     if timed_out:
         return Outcome.FAILED, f"timeout after {timeout_s}s"
     if returncode == 0:
         return Outcome.SUCCEEDED, ""
+    if oom_limit_mb is not None:
+        return Outcome.FAILED, out_of_memory(oom_limit_mb)
     if returncode < 0:
         return Outcome.FAILED, f"killed by signal {signal_name(-returncode)}"
     return Outcome.FAILED, f"exit code {returncode}"

@@ -5,24 +5,36 @@ soon as the main process is gone). A task's process group is also killed when it
 process exits, so nothing it started outlives the slot it used, and when the worker itself
 dies, however it dies: the group is led by a lifeline watcher (see lifeline.py) that kills
 it as soon as the worker is gone. The task process is still the worker's direct child.
+
+With a memory cgroup (memlimit.py), the task joins it before it execs (a /bin/sh that writes
+its own pid to cgroup.procs, then execs argv), and a failed process whose cgroup saw an OOM
+kill is reported with `oom_limit_mb` set. The program is looked up first, so a missing one is
+still an OSError rather than the shell's exit 127.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
+import shutil
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, TypeVar
 
 from worker.executors.lifeline import Lifeline, signal_group
+from worker.executors.memlimit import wrap_argv
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Mapping, Sequence
     from pathlib import Path
 
-__all__ = ["ProcessResult", "kill_group", "now_ms", "race_stop", "run_process", "signal_group"]
+    from worker.executors.memlimit import TaskCgroup
+
+__all__ = ["ProcessResult", "kill_group", "now_ms", "oom_result", "race_stop", "run_process",
+    "signal_group",]
 
 T = TypeVar("T")
 
@@ -34,6 +46,7 @@ class ProcessResult:
     stopped: bool  # the stop event was set (cancel or shutdown)
     started_at_ms: int
     finished_at_ms: int
+    oom_limit_mb: int | None = None  # failed, and the kernel OOM-killed in its memory cgroup
 
 
 def now_ms() -> int:
@@ -93,11 +106,35 @@ async def _spawn(
     )
 
 
+def _check_program(program: str, env: Mapping[str, str], cwd: str | None) -> None:
+    """OSError unless `program` is an executable file (as exec would find it)."""
+    if "/" in program:
+        found = os.path.join(cwd or ".", program)
+        if not (os.path.isfile(found) and os.access(found, os.X_OK)):
+            raise FileNotFoundError(errno.ENOENT, "No such executable file", program)
+    elif shutil.which(program, path=env.get("PATH", os.defpath)) is None:
+        raise FileNotFoundError(errno.ENOENT, "No such executable file in PATH", program)
+
+
+async def oom_result(
+    result: ProcessResult, cgroup: TaskCgroup | None, before: int = 0
+) -> ProcessResult:
+    """`result`, with oom_limit_mb set if it failed and `cgroup` counts OOM kills past `before`."""
+    if cgroup is None or result.returncode == 0 or await cgroup.oom_kills() <= before:
+        return result
+    return replace(result, oom_limit_mb=cgroup.memory_mb)
+
+
 async def run_process(
     argv: Sequence[str], *, env: Mapping[str, str], cwd: str | None, log_path: Path,
     timeout_s: float | None, stop: asyncio.Event, kill_grace_s: float,
+    cgroup: TaskCgroup | None = None,
 ) -> ProcessResult:
-    """Spawn argv (no shell) and wait; OSError if it cannot start (missing program or cwd)."""
+    """Spawn argv (no shell) and wait; OSError if it cannot start (missing program or cwd).
+    With `cgroup`, the process joins that memory cgroup before it execs."""
+    if cgroup is not None:
+        await asyncio.to_thread(_check_program, argv[0], env, cwd)
+        argv = wrap_argv(list(argv), cgroup)
     log = await asyncio.to_thread(_open_log, log_path)
     try:
         lifeline = Lifeline()  # the group's leader: the group dies if this worker does
@@ -120,4 +157,5 @@ async def run_process(
     finally:
         lifeline.close()  # SIGKILL leftovers of the task, and the leader
     assert proc.returncode is not None
-    return ProcessResult(proc.returncode, timed_out, stopped, started_at_ms, now_ms())
+    result = ProcessResult(proc.returncode, timed_out, stopped, started_at_ms, now_ms())
+    return await oom_result(result, cgroup)

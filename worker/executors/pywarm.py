@@ -17,6 +17,12 @@ with the worker. A timeout or cancel kills that group, as for a process of its o
 lane starts a fresh interpreter for its next task; so does a task that ends the interpreter
 (os._exit, a crash), which fails alone, and one that leaves processes running in the group
 (they are killed with it, as when a task's own process ends).
+
+Memory: tasks of one batch share their resources (the batch key includes them), so an
+interpreter gets one memory cgroup (memlimit.py) with the batch's `memory_mb` when it starts,
+and joins it before it execs. When the kernel OOM-kills in it, the task that was running is
+the one reported out of memory; an interpreter that died is replaced by a fresh one (in a
+fresh cgroup) for the lane's next task.
 """
 
 from __future__ import annotations
@@ -27,9 +33,11 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from typing import IO, TYPE_CHECKING
 
 from worker.executors.lifeline import Lifeline
+from worker.executors.memlimit import TaskCgroup, cgroup_name, create_cgroup, wrap_argv
 from worker.executors.process import ProcessResult, kill_group, now_ms, race_stop
 
 if TYPE_CHECKING:
@@ -72,17 +80,26 @@ class Interpreter:
     """One `python -m worker.pyserve` in its own process group."""
 
     def __init__(self, key: InterpreterKey, proc: asyncio.subprocess.Process,
-                 lifeline: Lifeline) -> None:
+                 lifeline: Lifeline, cgroup: TaskCgroup | None = None) -> None:
         self.key = key
         self.proc = proc
         self.lifeline = lifeline
         self.alive = True
         self.group_ended = False
+        self.cgroup = cgroup  # its memory cgroup (removed when it closes), if limited
+        self.oom_kills = 0  # OOM kills in the cgroup already blamed on earlier tasks
 
     @classmethod
-    async def start(cls, key: InterpreterKey, prep: Prepared, first_log: Path) -> Interpreter:
-        """Spawn it (its startup errors go to the first task's log); OSError if it cannot."""
+    async def start(
+        cls, key: InterpreterKey, prep: Prepared, first_log: Path,
+        cgroup: TaskCgroup | None = None,
+    ) -> Interpreter:
+        """Spawn it (its startup errors go to the first task's log), in `cgroup` if given;
+        OSError if it cannot."""
         env = {k: v for k, v in prep.env.items() if k not in PER_TASK_ENV}
+        argv = [sys.executable, "-m", "worker.pyserve"]
+        if cgroup is not None:
+            argv = wrap_argv(argv, cgroup)
         log = await asyncio.to_thread(_open_log, first_log)
         try:
             lifeline = Lifeline()
@@ -91,7 +108,7 @@ class Interpreter:
             raise
         try:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "worker.pyserve", stdin=asyncio.subprocess.PIPE,
+                *argv, stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE, stderr=log, env=env, cwd=prep.cwd,
                 process_group=lifeline.pgid,
             )
@@ -101,7 +118,7 @@ class Interpreter:
         finally:
             log.close()
         logger.debug("warm interpreter %d started (cwd %s)", proc.pid, prep.cwd)
-        return cls(key, proc, lifeline)
+        return cls(key, proc, lifeline, cgroup)
 
     async def _send(self, line: bytes) -> bool:
         assert self.proc.stdin is not None
@@ -153,6 +170,15 @@ class Interpreter:
         assert self.proc.returncode is not None
         return ProcessResult(self.proc.returncode, timed_out, stopped, started_at_ms, now_ms())
 
+    async def blame_oom(self, result: ProcessResult) -> ProcessResult:
+        """`result` of the task just run, marked out of memory if it failed and the kernel
+        OOM-killed in this interpreter's cgroup since the previous task."""
+        if self.cgroup is None or result.returncode == 0:
+            return result
+        kills = await self.cgroup.oom_kills()
+        seen, self.oom_kills = self.oom_kills, kills
+        return replace(result, oom_limit_mb=self.cgroup.memory_mb) if kills > seen else result
+
     async def kill(self, grace_s: float) -> None:
         """SIGTERM, then SIGKILL, the whole group (as a task process's on timeout)."""
         await kill_group(self.proc, grace_s, self.lifeline.pgid)
@@ -174,6 +200,8 @@ class Interpreter:
                 await asyncio.wait_for(self.proc.wait(), grace_s)
         self._end_group()
         await self.proc.wait()
+        if self.cgroup is not None:
+            await self.cgroup.remove()
 
 
 class WarmLane:
@@ -181,6 +209,7 @@ class WarmLane:
 
     def __init__(self) -> None:
         self.interp: Interpreter | None = None
+        self.memory_mb: int | None = None  # the memory the interpreter's tasks declare
         self.started = 0  # interpreters this lane started
 
     async def run(
@@ -188,16 +217,36 @@ class WarmLane:
     ) -> ProcessResult:
         """A ProcessRunner (attempt.py); OSError if no interpreter can start."""
         key = interpreter_key(prep)
-        if self.interp is not None and (self.interp.key != key or not self.interp.alive):
+        memory_mb = handle.msg.spec.memory_mb
+        if self.interp is not None and (
+            self.interp.key != key or not self.interp.alive or self.memory_mb != memory_mb
+        ):
             await self.retire(ctx.kill_grace_s)
         if self.interp is None:
-            self.interp = await Interpreter.start(key, prep, paths.log)
+            self.interp = await self._start(key, handle, prep, paths, ctx)
+            self.memory_mb = memory_mb
             self.started += 1
         interp = self.interp
-        result = await interp.run(handle, prep, paths, ctx.kill_grace_s)
+        result = await interp.blame_oom(await interp.run(handle, prep, paths, ctx.kill_grace_s))
         if not interp.alive:
             await self.retire(ctx.kill_grace_s)
         return result
+
+    @staticmethod
+    async def _start(
+        key: InterpreterKey, handle: TaskHandle, prep: Prepared, paths: AttemptPaths,
+        ctx: ExecContext,
+    ) -> Interpreter:
+        """A new interpreter, in a memory cgroup of its own if its batch declares memory."""
+        msg = handle.msg
+        name = cgroup_name(ctx.runner_id, msg.run, msg.node, msg.attempt)
+        cgroup = await create_cgroup(name, msg.spec.memory_mb)
+        try:
+            return await Interpreter.start(key, prep, paths.log, cgroup)
+        except BaseException:
+            if cgroup is not None:
+                await asyncio.shield(cgroup.remove())
+            raise
 
     async def retire(self, grace_s: float) -> None:
         interp, self.interp = self.interp, None
