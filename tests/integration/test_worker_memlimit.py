@@ -125,3 +125,26 @@ async def test_a_warm_python_task_past_the_limit_fails_and_the_batch_goes_on(
         assert c.outcome is Outcome.SUCCEEDED, (c.reason, c.tail)
         assert c.result["n"] == 10 and c.result["pid"] != hog_pid
     assert leftovers(base, settings.runner_id) == []
+
+
+async def test_argv_is_not_interpreted_and_a_missing_program_cannot_start(
+    wk: WorkerHarness, base: CgroupBase,
+) -> None:
+    marker = wk.tmp / "injected"
+    odd = f"$(touch {marker}) `touch {marker}` ; \"$0\" '$@' *"
+    settings = await wk.start()
+    await wk.push("argv", command=["printf", "[%s]", odd], memory_mb=64)
+    await wk.push("prog", command=["/no/such/program"], memory_mb=64)
+    argv, prog = await wk.completion("argv"), await wk.completion("prog")
+    assert argv.outcome is Outcome.SUCCEEDED, argv.reason
+    assert argv.tail == f"[{odd}]"
+    assert not marker.exists()
+    assert prog.outcome is Outcome.FAILED and prog.reason.startswith("cannot start"), prog.reason
+    assert leftovers(base, settings.runner_id) == []
+
+
+def test_cgroup_names_are_one_safe_bounded_dir_name() -> None:
+    assert cgroup_name("w1", "r1", "a.3", 2) == "dagb-w1-r1-a.3-2"
+    assert cgroup_name("w1", "r/../x", "n o", 1) == "dagb-w1-r_.._x-n_o-1"
+    long_a, long_b = cgroup_name("w", "r" * 500, "a", 1), cgroup_name("w", "r" * 500, "b", 1)
+    assert len(long_a) <= 200 and long_a != long_b and "/" not in long_a
