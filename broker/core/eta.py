@@ -9,7 +9,9 @@ finish per task and the run's ETA. Rules:
 * a waiting task becomes ready when its last parent is expected to finish, then takes the
   earliest free slot of its class (higher priority first among tasks ready at the same time);
 * work ahead of the run in a class's queue occupies that class's slots first;
-* a task of a class that no runner serves has no estimate (nor do its descendants).
+* a task of a class that no runner serves has no estimate (nor do its descendants);
+* so has a parked task (ready, but bigger than every live runner of its class: it waits for
+  a runner that does not exist yet), and so have its descendants; it takes no slot meanwhile.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class TaskInput(msgspec.Struct, kw_only=True):
     duration_s: float | None = None  # expected; None = unknown (counted as 0, flagged)
     started_at_ms: int | None = None
     finished_at_ms: int | None = None
+    parked: bool = False  # ready, but no live runner of its class can take it
 
 
 class TaskEstimate(msgspec.Struct, kw_only=True):
@@ -40,7 +43,7 @@ class TaskEstimate(msgspec.Struct, kw_only=True):
     start_ms: int | None
     finish_ms: int | None
     duration_s: float | None
-    known: bool  # False: no history/hint for this task, or no runner serves its class
+    known: bool  # False: no history/hint, no runner serves its class, or it is parked
 
 
 class RunEstimate(msgspec.Struct, kw_only=True):
@@ -49,6 +52,7 @@ class RunEstimate(msgspec.Struct, kw_only=True):
     tasks: list[TaskEstimate]
     unknown: int  # tasks without a duration estimate
     unserved_classes: list[str]
+    parked: list[str] = []  # ids of parked tasks (no estimate for them or below them)
 
 
 def duration_stats(durations_s: Sequence[float]) -> tuple[float, float] | None:
@@ -155,7 +159,7 @@ class _Sim:
             ready_at, _, _, tid = heapq.heappop(self.ready)
             t = self.by_id[tid]
             heap = heaps.get(t.rclass)
-            if heap is None:  # no runner serves this class: no estimate here or below
+            if heap is None or t.parked:  # no runner (that fits): no estimate here or below
                 _mark_unknown(tid, self.by_id, self.children, self.start, self.finish, self.known)
                 continue
             begins = max(ready_at, heap[0])
@@ -194,5 +198,6 @@ def _result(
     unserved = sorted({t.rclass for t in tasks
                        if t.state not in FINISHED and slots.get(t.rclass, 0) <= 0})
     unknown = sum(1 for t in tasks if t.state not in FINISHED and t.duration_s is None)
+    parked = [t.id for t in tasks if t.parked and t.state not in FINISHED]
     return RunEstimate(now_ms=now_ms, eta_ms=eta, tasks=out, unknown=unknown,
-                       unserved_classes=unserved)
+                       unserved_classes=unserved, parked=parked)

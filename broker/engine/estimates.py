@@ -99,7 +99,8 @@ async def run_eta(redis: Redis, keys: Keys, db: aiosqlite.Connection, run: str) 
         TaskInput(id=t["id"], state=t["state"], rclass=t["class"], parents=t["parents"],
                   priority=t["priority"] or 0,
                   duration_s=expected.get(t["node"], {}).get("median_s"),
-                  started_at_ms=t["started_at"], finished_at_ms=t["finished_at"])
+                  started_at_ms=t["started_at"], finished_at_ms=t["finished_at"],
+                  parked=bool(t.get("waiting_for")))
         for t in tasks
     ]
     now = int(time.time() * 1000)
@@ -111,4 +112,4 @@ async def run_eta(redis: Redis, keys: Keys, db: aiosqlite.Connection, run: str) 
                          "expected_finish": e.finish_ms, "median_s": exp.get("median_s"),
                          "p80_s": exp.get("p80_s"), "source": exp["source"]})
     return {"run": run, "now": now, "eta": est.eta_ms, "unknown_durations": est.unknown,
-            "unserved_classes": est.unserved_classes, "tasks": per_task}
+            "unserved_classes": est.unserved_classes, "parked": est.parked, "tasks": per_task}

@@ -62,6 +62,9 @@ async def test_parked_task_is_explained_everywhere(make_client: Any, rds: Any, k
     }
     assert samples[("dagbroker_queue_unfit", (("class", "cpu"),))] == 1
     assert samples[("dagbroker_class_tasks", (("class", "cpu"), ("state", "unfit")))] == 1
+    eta = await (await client.get(f"/api/v1/runs/{run}/eta")).json()
+    assert eta["parked"] == ["big"] and eta["eta"] is None  # no estimate while nothing fits it
+    assert {t["id"]: t["expected_finish"] for t in eta["tasks"]}["big"] is None
 
     # a big enough runner registers: the next scan dispatches the task
     await sized_runner(rds, keys, "w8", 8)

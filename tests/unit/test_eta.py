@@ -56,6 +56,15 @@ def test_unserved_class_has_no_estimate_below_it() -> None:
     assert est.eta_ms is None and est.unserved_classes == ["gpu"]
 
 
+def test_parked_task_has_no_estimate_below_it_and_takes_no_slot() -> None:
+    est = simulate([t("big", state="ready", parked=True), t("after", "big"),
+                    t("x", state="ready"), t("y", "x")], {"cpu": 1}, NOW)
+    f = finishes(est)
+    assert f["big"] is None and f["after"] is None
+    assert f["x"] == NOW + 10_000 and f["y"] == NOW + 20_000  # the slot was never held
+    assert est.eta_ms is None and est.parked == ["big"] and est.unserved_classes == []
+
+
 def test_work_ahead_delays_the_start() -> None:
     est = simulate([t("a", state="ready")], {"cpu": 2}, NOW, ahead_s={"cpu": 40.0})
     assert est.tasks[0].start_ms == NOW + 20_000

@@ -74,6 +74,7 @@ export interface RunEta {
   eta: number | null;
   unknown_durations?: number;
   unserved_classes?: string[];
+  parked?: string[]; // parked task ids: no estimate for them or what follows them
   tasks: EtaTask[];
 }
 
