@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 
 from helpers import wait_until
 from peers.fixtures import SlurmCluster, slurm_cluster  # noqa: F401
-from test_slurm_executor import POLL_S, element, slurm_env, slurm_job  # noqa: F401
+from test_slurm_executor import POLL_S, element, slurm_env, slurm_job, worker_process  # noqa: F401
 from test_worker_support import WorkerHarness, wk_fixture  # noqa: F401
 
 from broker.wire import Outcome
@@ -26,10 +25,7 @@ async def test_worker_start_follows_the_job_of_its_previous_process(
 ) -> None:
     rid = "reattach-on-start"
     data = wk.tmp / "data"
-    env = dict(child_env, SLURM_CONF=str(slurm_env.conf))
-    argv = [sys.executable, "-m", "worker", "--redis-url", wk.url, "--prefix", wk.keys.prefix,
-            "--id", rid, "--data-dir", str(data), "--slots", "2", "--heartbeat-ttl", "30",
-            "--slurm-poll-interval", str(POLL_S)]
+    argv, env = worker_process(wk, slurm_env, child_env, rid, data)
     before = slurm_env.job_ids()
     await wk.push("t", "slurm", command="echo first; sleep 3; echo second")
     log = data / "logs" / "r1" / "t" / "attempt-1.log"

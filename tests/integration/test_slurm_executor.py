@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from helpers import wait_until
@@ -54,6 +55,17 @@ def element(cluster: SlurmCluster, job: str) -> dict[str, str]:
         if fields.get("ArrayTaskId") == NO_VAL:
             return fields
     raise AssertionError(f"SLURM does not know {job}")
+
+
+def worker_process(
+    wk: WorkerHarness, cluster: SlurmCluster, child_env: dict[str, str], rid: str, data: Path
+) -> tuple[list[str], dict[str, str]]:
+    """(argv, env) of a real `python -m worker` process on the test cluster, as the restart
+    tests start and SIGKILL it (a runner id and data dir its successor reuses)."""
+    argv = [sys.executable, "-m", "worker", "--redis-url", wk.url, "--prefix", wk.keys.prefix,
+            "--id", rid, "--data-dir", str(data), "--slots", "2", "--heartbeat-ttl", "30",
+            "--slurm-poll-interval", str(POLL_S)]
+    return argv, dict(child_env, SLURM_CONF=str(cluster.conf))
 
 
 async def slurm_job(wk: WorkerHarness, node: str) -> str:

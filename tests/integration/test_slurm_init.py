@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 
 from helpers import wait_until
 from peers.fixtures import SlurmCluster, slurm_cluster  # noqa: F401
-from test_slurm_executor import POLL_S, element, sk, slurm_env, slurm_job  # noqa: F401
+from test_slurm_executor import POLL_S, element, sk, slurm_env, slurm_job, worker_process  # noqa: F401
 from test_worker_support import WorkerHarness, file_exists, read_text, wk_fixture  # noqa: F401
 
 from broker.wire import Outcome
@@ -119,10 +118,7 @@ async def test_restarted_workers_follow_the_init_job_and_the_array(
     then killed while the element runs (the next one resumes the copy past the init's)."""
     rid, data = "slurm-init-reattach", sk.tmp / "data"
     gate, gate2 = sk.tmp / "gate", sk.tmp / "gate2"
-    argv = [sys.executable, "-m", "worker", "--redis-url", sk.url, "--prefix", sk.keys.prefix,
-            "--id", rid, "--data-dir", str(data), "--slots", "2", "--heartbeat-ttl", "30",
-            "--slurm-poll-interval", str(POLL_S)]
-    env = dict(child_env, SLURM_CONF=str(slurm_env.conf))
+    argv, env = worker_process(sk, slurm_env, child_env, rid, data)
     before = slurm_env.job_ids()
     init = f"while [ ! -e {gate} ]; do sleep 0.1; done; printf 'init %s\\n' ok"
     await sk.push("t", "slurm", init=init,

@@ -12,12 +12,11 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 
 import redis.asyncio as aredis
 from helpers import wait_until
 from peers.fixtures import SlurmCluster, slurm_cluster  # noqa: F401
-from test_slurm_executor import POLL_S, element, slurm_env, slurm_job  # noqa: F401
+from test_slurm_executor import POLL_S, element, slurm_env, slurm_job, worker_process  # noqa: F401
 from test_worker_support import WorkerHarness, wk_fixture  # noqa: F401
 
 from broker.wire import Outcome
@@ -30,10 +29,7 @@ async def test_restarted_worker_follows_its_job(
 ) -> None:
     rid = "slurm-reattach-1"
     data = wk.tmp / "data"
-    env = dict(child_env, SLURM_CONF=str(slurm_env.conf))
-    argv = [sys.executable, "-m", "worker", "--redis-url", wk.url, "--prefix", wk.keys.prefix,
-            "--id", rid, "--data-dir", str(data), "--slots", "2", "--heartbeat-ttl", "30",
-            "--slurm-poll-interval", str(POLL_S)]
+    argv, env = worker_process(wk, slurm_env, child_env, rid, data)
     before = slurm_env.job_ids()
     # the result is written before the restart: the new worker must not clear it
     await wk.push("t", "slurm", command='echo \'{"ok": true}\' > "$DAGB_RESULT"; '
