@@ -9,12 +9,15 @@ completes with the job's output, submitted once.
 
 from __future__ import annotations
 
-import signal
-import subprocess
-
-from helpers import wait_until
 from peers.fixtures import SlurmCluster, slurm_cluster  # noqa: F401
-from test_slurm_executor import POLL_S, element, slurm_env, slurm_job, worker_process  # noqa: F401
+from test_slurm_executor import (  # noqa: F401
+    POLL_S,
+    element,
+    kill_once_running,
+    slurm_env,
+    slurm_job,
+    worker_process,
+)
 from test_worker_support import WorkerHarness, wk_fixture  # noqa: F401
 
 from broker.wire import Outcome
@@ -29,20 +32,7 @@ async def test_worker_start_follows_the_job_of_its_previous_process(
     before = slurm_env.job_ids()
     await wk.push("t", "slurm", command="echo first; sleep 3; echo second")
     log = data / "logs" / "r1" / "t" / "attempt-1.log"
-
-    async def started() -> bool:  # the first worker copied the job's first line
-        return log.exists() and "first" in log.read_text()
-
-    with (wk.tmp / "first-worker.log").open("w") as out:
-        first = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        job = await slurm_job(wk, "t")
-        await wait_until(started, 30.0, what="the job's first output")
-        assert element(slurm_env, job)["JobState"] == "RUNNING"
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-    assert await wk.task_state("t") == "running" and await wk.pending() == 1
+    job = await kill_once_running(wk, slurm_env, argv, env, log)
 
     await wk.start(runner_id=rid, slots=2, data_dir=str(data), slurm_poll_interval_s=POLL_S,
                    heartbeat_ttl_s=30.0)

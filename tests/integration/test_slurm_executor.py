@@ -8,6 +8,8 @@ controller itself (`squeue -t all` lists every job it knows, finished ones inclu
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -66,6 +68,28 @@ def worker_process(
             "--id", rid, "--data-dir", str(data), "--slots", "2", "--heartbeat-ttl", "30",
             "--slurm-poll-interval", str(POLL_S)]
     return argv, dict(child_env, SLURM_CONF=str(cluster.conf))
+
+
+async def kill_once_running(
+    wk: WorkerHarness, cluster: SlurmCluster, argv: list[str], env: dict[str, str], log: Path
+) -> str:
+    """Run the worker process until task `t`'s job runs and its first output line ("first")
+    reached the attempt log, then SIGKILL it. → the job; `t` stays running and pending."""
+    with (wk.tmp / "first-worker.log").open("w") as out:
+        first = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    async def started() -> bool:  # the first worker copied the job's first line
+        return log.exists() and "first" in log.read_text()
+
+    try:
+        job = await slurm_job(wk, "t")
+        await wait_until(started, 30.0, what="the job's first output")
+        assert element(cluster, job)["JobState"] == "RUNNING"
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert await wk.task_state("t") == "running" and await wk.pending() == 1
+    return job
 
 
 async def slurm_job(wk: WorkerHarness, node: str) -> str:

@@ -10,13 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import subprocess
 
 import redis.asyncio as aredis
 from helpers import wait_until
 from peers.fixtures import SlurmCluster, slurm_cluster  # noqa: F401
-from test_slurm_executor import POLL_S, element, slurm_env, slurm_job, worker_process  # noqa: F401
+from test_slurm_executor import (  # noqa: F401
+    POLL_S,
+    element,
+    kill_once_running,
+    slurm_env,
+    slurm_job,
+    worker_process,
+)
 from test_worker_support import WorkerHarness, wk_fixture  # noqa: F401
 
 from broker.wire import Outcome
@@ -34,21 +39,8 @@ async def test_restarted_worker_follows_its_job(
     # the result is written before the restart: the new worker must not clear it
     await wk.push("t", "slurm", command='echo \'{"ok": true}\' > "$DAGB_RESULT"; '
                                         'echo first; sleep 4; echo second')
-    with (wk.tmp / "first-worker.log").open("w") as log:
-        first = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     log = data / "logs" / "r1" / "t" / "attempt-1.log"
-
-    async def started() -> bool:  # the first worker copied the job's first line
-        return log.exists() and "first" in log.read_text()
-
-    try:
-        job = await slurm_job(wk, "t")
-        await wait_until(started, 30.0, what="the job's first output")
-        assert element(slurm_env, job)["JobState"] == "RUNNING"
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait()
-    assert await wk.task_state("t") == "running" and await wk.pending() == 1
+    job = await kill_once_running(wk, slurm_env, argv, env, log)
 
     redis = aredis.Redis.from_url(wk.url, decode_responses=True)
     worker = Worker(wk.settings(runner_id=rid, slots=2), redis, base_env=dict(os.environ))
