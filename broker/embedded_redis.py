@@ -84,7 +84,7 @@ def tail_file(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(data.splitlines()[-lines:]) or f"({path} is empty)"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -112,7 +112,7 @@ async def _wait_gone(pid: int, timeout_s: float) -> bool:
     """Poll until `pid` no longer exists; False if it still does after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while True:
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return True
         if time.monotonic() > deadline:
             return False
@@ -340,7 +340,7 @@ class EmbeddedRedis:
         so nobody else owns it). A new server would otherwise unlink its socket and both would
         write the same AOF."""
         pid = _read_pid(self.pid_file)
-        if pid is not None and not (_pid_alive(pid) and _is_redis_in(pid, self.dir)):
+        if pid is not None and not (pid_alive(pid) and _is_redis_in(pid, self.dir)):
             pid = None
         told: int | None = None
         if self.socket_path.exists() and socket_path_fits(self.socket_path):

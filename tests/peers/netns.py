@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from broker.embedded_redis import pid_alive
 from peers.fixtures import unavailable
 
 NS_PREFIX = "dagbt-"  # dagbt-{pid}-{hex}: the pid of the test process that owns it
@@ -85,22 +86,12 @@ def net_inode(pid: int | str = "self") -> int:
     return int(m.group(1))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale() -> None:
     """Delete namespaces whose owning test process is gone (their veth pairs go with them)."""
     for line in ip("netns", "list").splitlines():
         name = line.split()[0] if line.strip() else ""
         m = re.fullmatch(rf"{NS_PREFIX}(\d+)-[0-9a-f]+", name)
-        if m and not _pid_alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             ip("netns", "del", name, check=False)
 
 
